@@ -1,0 +1,140 @@
+"""The `shadowdiff` command: serve, demo, check-config.
+
+`main(argv) -> int` is the testable entry point; `run()` is the console script.
+Errors become exit codes in one place: 2 for a bad config or bad usage, 1 for a
+failure at run time (a port already taken), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from shadowdiff import __version__, config as configuration, log
+from shadowdiff.config import Config, ConfigError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shadowdiff",
+        description="A shadow-testing proxy: clients get the primary's answers; a copy of each "
+        "request goes to the shadow, and the two answers are compared.",
+    )
+    parser.add_argument("--version", action="version", version=f"shadowdiff {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the proxy",
+        description="Run the proxy. Flags override the config file; with --primary and --shadow "
+        "no file is needed.",
+    )
+    serve.add_argument("--config", metavar="FILE", help="YAML config (see config/shadowdiff.yaml)")
+    _add_overrides(serve)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a self-contained demo on loopback",
+        description="Start a demo primary and a demo candidate on loopback, put the proxy in front, "
+        "drive traffic, and print per-route results.",
+    )
+    demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)")
+    demo.add_argument("--rate", type=float, default=50.0, metavar="RPS", help="requests per second to drive (default: 50)")
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a config file and print the effective config",
+        description="Validate FILE and print the effective config, secrets masked. "
+        "Exit 0 if valid, 2 with one line per bad key path if not.",
+    )
+    check.add_argument("file", metavar="FILE")
+    _add_overrides(check)
+    return parser
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", metavar="HOST:PORT", help="traffic listener (listen.address)")
+    parser.add_argument("--primary", metavar="URL", help="primary base URL (primary.url)")
+    parser.add_argument("--shadow", metavar="URL", help="shadow base URL (shadow.url)")
+    parser.add_argument("--admin", metavar="HOST:PORT", help="admin listener (admin.listen)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    pairs = {
+        "listen.address": args.listen,
+        "primary.url": args.primary,
+        "shadow.url": args.shadow,
+        "admin.listen": args.admin,
+    }
+    return {key: value for key, value in pairs.items() if value is not None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    try:
+        if args.command == "check-config":
+            return _check_config(args)
+        if args.command == "serve":
+            config = configuration.load(args.config, _overrides(args))
+            log.configure(config.logging.level)
+            return _run_event_loop(_serve(config))
+        if args.command == "demo":
+            from shadowdiff.demo import run_demo
+
+            return _run_event_loop(run_demo(duration=args.duration, rate=args.rate))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # e.g. address already in use
+        print(f"shadowdiff: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config: Config = configuration.load(args.file, _overrides(args))
+    sys.stdout.write(configuration.dump(config))
+    return EXIT_OK
+
+
+def _run_event_loop(coro: Any) -> int:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is not built for every platform
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+async def _serve(config: Config) -> int:
+    from shadowdiff.service import ShadowDiff
+
+    service = ShadowDiff(config)
+    await service.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+        log.event("info", "stopping", reason="signal")
+    finally:
+        await service.stop()
+    return EXIT_OK
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The vocabulary of an experiment: an exchange, its differences, its outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shadowdiff.forward import CapturedRequest, Observation
+
+MATCH = "match"
+MISMATCH = "mismatch"
+IGNORED = "ignored"
+SHADOW_ERROR = "shadow_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and what each upstream answered to it."""
+
+    request: CapturedRequest
+    primary: Observation
+    shadow: Observation
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One place where the shadow's answer differs from the primary's.
+
+    `part` is status, header or body; `path` is `$.a.b[0]` for JSON bodies, the
+    header name for headers; `kind` is changed, added, removed or type_changed.
+    """
+
+    part: str
+    path: str
+    kind: str
+    primary: Any
+    shadow: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The verdict on one exchange.
+
+    `differences` are the ones that count; `excused` are the ones a rule excused.
+    Outcome is mismatch if any count, ignored if all were excused, match if there
+    were none, shadow_error if the shadow gave nothing to compare.
+    """
+
+    exchange: Exchange
+    outcome: str
+    differences: tuple[Difference, ...] = ()
+    excused: tuple[Difference, ...] = ()

@@ -1,0 +1,343 @@
+"""Configuration: frozen, typed sections loaded from YAML and validated by key path.
+
+Every section is a frozen dataclass whose fields carry their own check. `load()`
+walks the raw mapping against those dataclasses and collects *every* problem as
+`key.path: message` before raising `ConfigError`, so a user fixes a file in one pass.
+CLI flags are applied to the raw mapping before validation, so a bad flag is
+reported under the key it overrides (`--primary` -> `primary.url`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yarl import URL
+
+MiB = 1024 * 1024
+SECRET_MASK = "**********"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; `problems` holds one `key.path: message` each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> HostPort:
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"must be HOST:PORT, got {text!r}")
+        host = host.strip("[]")  # [::1]:9901
+        if not host:
+            raise ValueError(f"must be HOST:PORT with a host, got {text!r}")
+        if not 0 <= int(port) <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, got {port}")
+        return cls(host, int(port))
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+# -- field checks: each returns an error message or None -------------------------
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be greater than 0, got {value}"
+
+
+def _non_negative(value: float) -> str | None:
+    return None if value >= 0 else f"must be 0 or more, got {value}"
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value}"
+
+
+def _upstream_url(value: str) -> str | None:
+    url = URL(value)
+    if url.scheme not in ("http", "https"):
+        return f"must be an http:// or https:// URL, got {value!r}"
+    if not url.host:
+        return f"must name a host, got {value!r}"
+    if url.query_string or url.fragment:
+        return f"must not carry a query or fragment, got {value!r}"
+    return None
+
+
+def _header_name(value: str) -> str | None:
+    allowed = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    if value and set(value) <= allowed:
+        return None
+    return f"must be an HTTP header name, got {value!r}"
+
+
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+
+    return check
+
+
+def _http_methods(value: tuple[str, ...]) -> str | None:
+    bad = [m for m in value if not m.isalpha() or m != m.upper()]
+    return f"must be upper-case HTTP method names, got {bad}" if bad else None
+
+
+def _route_templates(value: tuple[str, ...]) -> str | None:
+    bad = [t for t in value if not t.startswith("/")]
+    return f"templates must start with '/', got {bad}" if bad else None
+
+
+def _setting(default: Any, check: Callable[[Any], str | None] | None = None, *, secret: bool = False) -> Any:
+    """A config field: its default, an optional check, and whether to mask it."""
+    meta = {"check": check, "secret": secret}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("mutable defaults are not allowed; use a tuple")
+    return field(default=default, metadata=meta)
+
+
+# -- the sections ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    address: HostPort = _setting(HostPort("0.0.0.0", 8080))
+    max_request_body_bytes: int = _setting(10 * MiB, _non_negative)
+    shutdown_timeout: float = _setting(15.0, _non_negative)
+
+
+@dataclass(frozen=True, slots=True)
+class PrimaryConfig:
+    url: str = _setting("", _upstream_url, secret=True)
+    timeout: float = _setting(30.0, _positive)
+    connect_timeout: float = _setting(5.0, _positive)
+    max_connections: int = _setting(1000, _positive)
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowConfig:
+    url: str = _setting("", _upstream_url, secret=True)
+    timeout: float = _setting(5.0, _positive)
+    connect_timeout: float = _setting(1.0, _positive)
+    host_header: str = _setting("own", _one_of("own", "client"))
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorConfig:
+    enabled: bool = _setting(True)
+    sample_rate: float = _setting(1.0, _fraction)
+    sample_key: str | None = _setting(None, _header_name)
+    methods: tuple[str, ...] = _setting(("GET", "HEAD", "OPTIONS"), _http_methods)
+    include_paths: tuple[str, ...] = _setting(())
+    exclude_paths: tuple[str, ...] = _setting(())
+    max_in_flight: int = _setting(100, _positive)
+    max_body_bytes: int = _setting(1 * MiB, _non_negative)
+    marker_header: str = _setting("X-Shadow-Request", _header_name)
+    marker_value: str = _setting("true")
+    drain_timeout: float = _setting(5.0, _non_negative)
+
+
+@dataclass(frozen=True, slots=True)
+class CompareConfig:
+    max_body_bytes: int = _setting(1 * MiB, _non_negative)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    listen: HostPort = _setting(HostPort("127.0.0.1", 9901))
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = _setting("info", _one_of("debug", "info", "warning", "error"))
+    access_log: bool = _setting(False)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    listen: ListenConfig = _setting(ListenConfig())
+    primary: PrimaryConfig = _setting(PrimaryConfig())
+    shadow: ShadowConfig = _setting(ShadowConfig())
+    mirror: MirrorConfig = _setting(MirrorConfig())
+    compare: CompareConfig = _setting(CompareConfig())
+    routes: tuple[str, ...] = _setting((), _route_templates)
+    admin: AdminConfig = _setting(AdminConfig())
+    logging: LoggingConfig = _setting(LoggingConfig())
+
+
+# -- loading ---------------------------------------------------------------------
+
+
+def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read `path` (or nothing), apply dotted `overrides`, validate, return a Config.
+
+    Raises ConfigError listing every problem by key path.
+    """
+    raw: Any = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+        if raw is None:
+            raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"(top level): must be a mapping of sections, got {type(raw).__name__}"])
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    return from_mapping(raw)
+
+
+def from_mapping(raw: Mapping[str, Any]) -> Config:
+    """Validate an already-parsed mapping into a Config (see `load`)."""
+    problems: list[str] = []
+    config = _build(Config, raw, "", problems)
+    if not problems:
+        problems.extend(_cross_checks(config))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _cross_checks(config: Config) -> list[str]:
+    problems = []
+    if not config.primary.url:
+        problems.append("primary.url: required (the service whose answers clients get)")
+    if config.mirror.enabled and not config.shadow.url:
+        problems.append("shadow.url: required while mirror.enabled is true")
+    if config.listen.address == config.admin.listen and config.listen.address.port != 0:
+        problems.append(f"admin.listen: must differ from listen.address, both are {config.admin.listen}")
+    return problems
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for name in parents:
+        child = node.get(name)
+        if not isinstance(child, dict):
+            child = node[name] = {}
+        node = child
+    node[leaf] = value
+
+
+def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{path or '(top level)'}: must be a mapping, got {_kind(raw)}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            where = f"{path}.{key}" if path else str(key)
+            problems.append(f"{where}: unknown key (known: {', '.join(sorted(known))})")
+    values = {}
+    for name, spec in known.items():
+        if name not in raw:
+            continue
+        where = f"{path}.{name}" if path else name
+        value = _convert(hints[name], raw[name], where, problems)
+        if value is _INVALID:
+            continue
+        check = spec.metadata.get("check")
+        message = check(value) if check and value is not None else None
+        if message:
+            problems.append(f"{where}: {message}")
+            continue
+        values[name] = value
+    return cls(**values)
+
+
+_INVALID = object()
+
+
+def _convert(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
+    def bad(expected: str) -> object:
+        problems.append(f"{where}: must be {expected}, got {_kind(value)}")
+        return _INVALID
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return None if value is None else _convert(inner[0], value, where, problems)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return bad("a list of strings")
+        return tuple(value)
+    if hint is bool:
+        return value if isinstance(value, bool) else bad("true or false")
+    if hint is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else bad("a whole number")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return bad("a number")
+    if hint is str:
+        return value if isinstance(value, str) else bad("a string")
+    if hint is HostPort:
+        if not isinstance(value, str):
+            return bad("a HOST:PORT string")
+        try:
+            return HostPort.parse(value)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            return _INVALID
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where, problems)
+    raise TypeError(f"no conversion for {hint!r} at {where}")  # a programming error
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, (str, int, float, bool)):
+        return f"{type(value).__name__} {value!r}"
+    return type(value).__name__
+
+
+# -- showing ---------------------------------------------------------------------
+
+
+def to_mapping(config: Any, *, mask_secrets: bool = True) -> Any:
+    """The effective config as plain data, secrets masked (for check-config)."""
+    if not dataclasses.is_dataclass(config):
+        return list(config) if isinstance(config, tuple) else config
+    out = {}
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name)
+        if isinstance(value, HostPort):
+            out[spec.name] = str(value)
+        elif mask_secrets and spec.metadata.get("secret") and isinstance(value, str):
+            out[spec.name] = mask_url(value)
+        else:
+            out[spec.name] = to_mapping(value, mask_secrets=mask_secrets)
+    return out
+
+
+def mask_url(value: str) -> str:
+    """An upstream URL with any credentials in it replaced by the mask."""
+    url = URL(value)
+    if url.user is None and url.password is None:
+        return value
+    return str(url.with_user(SECRET_MASK).with_password(None))
+
+
+def dump(config: Config) -> str:
+    return yaml.safe_dump(to_mapping(config), sort_keys=False, default_flow_style=False)

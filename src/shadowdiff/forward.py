@@ -1,0 +1,234 @@
+"""Sending one captured request to one upstream.
+
+`Upstream` owns a dedicated aiohttp client session with the proxy-hostile
+defaults turned off: no automatic decompression, no redirect following, no
+cookie jar, no default headers (User-Agent, Accept, Accept-Encoding,
+Content-Type), no environment proxies; its own connection limit and timeouts.
+
+`Upstream.open()` returns the response head for streaming (the primary leg) and
+raises `UpstreamError`; `Upstream.observe()` reads the whole exchange into an
+`Observation` and never raises (the shadow leg). An Observation holds a response
+*or* an error, never both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import http_exceptions
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+# Headers aiohttp's client would otherwise invent on a request.
+_NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+READ_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedRequest:
+    """One client request, as both legs will send it (before per-leg headers)."""
+
+    method: str
+    target: str  # origin-form path and query, exactly as the client sent them
+    path: str  # decoded path, for routing and filters
+    route: str
+    request_id: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    client_host: str  # the Host header the client sent ("" if none)
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A response body as kept for comparison: whole if it fit the cap, else a digest."""
+
+    size: int
+    data: bytes | None  # None when over the cap
+    digest: str | None = None  # sha256 hex, only when data is None
+
+
+class BodyCapture:
+    """Keeps a streamed body up to `limit` bytes, and switches to hashing past it.
+
+    Memory held is bounded by `limit` whatever the body's size.
+    """
+
+    __slots__ = ("_limit", "_chunks", "_size", "_hash")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._hash: hashlib._Hash | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._hash is not None:
+            self._hash.update(chunk)
+            return
+        self._chunks.append(chunk)
+        if self._size > self._limit:
+            self._hash = hashlib.sha256()
+            for kept in self._chunks:
+                self._hash.update(kept)
+            self._chunks = []
+
+    def result(self) -> Body:
+        if self._hash is not None:
+            return Body(size=self._size, data=None, digest=self._hash.hexdigest())
+        return Body(size=self._size, data=b"".join(self._chunks))
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one upstream answered for one exchange: a response, or an error kind."""
+
+    upstream: str
+    elapsed: float  # seconds, from sending until the whole response was read (or it failed)
+    status: int | None = None
+    reason: str = ""
+    headers: CIMultiDictProxy[str] | None = None
+    body: Body | None = None
+    error: str | None = None  # connect, timeout, reset, protocol, too_large
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class UpstreamError(Exception):
+    """An upstream gave no usable response. `kind` is a metric label value."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+def classify(exc: BaseException) -> str:
+    """Map a client-side exception to an error kind (see metrics.ERROR_KINDS)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "connect"  # never connected: the upstream is down or black-holed
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect"
+    if isinstance(exc, aiohttp.ClientResponseError) and "Got more than" in exc.message:
+        return "too_large"  # response head past the parser's limits
+    if isinstance(exc, http_exceptions.LineTooLong):
+        return "too_large"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        cause = exc.__cause__ or (exc.args[0] if exc.args else None)
+        if isinstance(cause, http_exceptions.TransferEncodingError) or "TransferEncodingError" in str(exc):
+            return "protocol"
+        return "reset"  # the body stopped short
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, ConnectionError)):
+        return "reset"
+    if isinstance(exc, (aiohttp.ClientResponseError, http_exceptions.HttpProcessingError)):
+        return "protocol"
+    if isinstance(exc, OSError):
+        return "reset"
+    return "protocol"
+
+
+class Upstream:
+    """A named upstream (primary or shadow) reached through its own session."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float | None,
+        total_timeout: float | None,
+        max_connections: int,
+    ) -> None:
+        self.name = name
+        self.base = URL(base_url)
+        self._base_text = str(self.base).rstrip("/")
+        self.authority = self.base.raw_authority
+        self._timeout = aiohttp.ClientTimeout(
+            total=total_timeout, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            enable_cleanup_closed=True,
+            ttl_dns_cache=10,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=_NO_AUTO_HEADERS,
+            trust_env=False,
+            raise_for_status=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def url_for(self, target: str) -> URL:
+        """Base URL + the client's origin-form target, never re-encoded."""
+        return URL(self._base_text + target, encoded=True)
+
+    async def open(self, request: CapturedRequest, headers: CIMultiDict[str]) -> aiohttp.ClientResponse:
+        """Send and return the response head; the caller reads and releases the body."""
+        assert self._session is not None, "Upstream.start() was not awaited"
+        try:
+            return await self._session.request(
+                request.method,
+                self.url_for(request.target),
+                headers=headers,
+                data=request.body or None,
+                allow_redirects=False,
+                compress=None,
+                auto_decompress=False,
+            )
+        except Exception as exc:  # every failure becomes a kind; the caller decides
+            raise UpstreamError(classify(exc), _describe(exc)) from exc
+
+    async def observe(
+        self, request: CapturedRequest, headers: CIMultiDict[str], *, body_limit: int
+    ) -> Observation:
+        """Send, read the whole response (kept up to `body_limit`), never raise."""
+        started = time.perf_counter()
+        try:
+            response = await self.open(request, headers)
+            try:
+                capture = BodyCapture(body_limit)
+                async for chunk in response.content.iter_chunked(READ_CHUNK):
+                    capture.feed(chunk)
+            finally:
+                response.release()
+        except UpstreamError as exc:
+            return Observation(self.name, time.perf_counter() - started, error=exc.kind, detail=exc.detail)
+        except Exception as exc:
+            return Observation(self.name, time.perf_counter() - started, error=classify(exc), detail=_describe(exc))
+        return Observation(
+            self.name,
+            time.perf_counter() - started,
+            status=response.status,
+            reason=response.reason or "",
+            headers=response.headers,
+            body=capture.result(),
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,124 @@
+"""Header policy for both legs and the client's response.
+
+Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, so a proxy removes
+them, together with every header the `Connection` header names. Framing headers
+(Content-Length, Transfer-Encoding) are recomputed by whoever writes the next hop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from multidict import CIMultiDict, CIMultiDictProxy, istr
+
+VIA_TOKEN = "shadowdiff"
+
+HOP_BY_HOP = frozenset(
+    istr(name)
+    for name in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Connection",  # non-standard, still sent by old clients
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    )
+)
+
+# Not hop-by-hop, but meaningless once the proxy has buffered the request body:
+# the next hop gets a fresh Content-Length and no 100-continue handshake.
+_REQUEST_FRAMING = frozenset(istr(name) for name in ("Content-Length", "Expect"))
+
+REQUEST_ID = istr("X-Request-Id")
+
+Headers = CIMultiDict[str] | CIMultiDictProxy[str]
+
+
+def from_raw(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
+    """Headers as they came on the wire, in order and in their own case.
+
+    aiohttp's parsed view rewrites well-known names (`ETag` -> `Etag`); the raw
+    pairs do not. Values are UTF-8 so that aiohttp's writer, which encodes
+    UTF-8, sends the same bytes back out; anything else falls back to Latin-1.
+    """
+    return CIMultiDict((name.decode("latin-1"), _text(value)) for name, value in raw)
+
+
+def _text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def connection_named(headers: Headers) -> frozenset[str]:
+    """Header names listed in the Connection header(s), lower-cased."""
+    names = set()
+    for value in headers.getall("Connection", ()):
+        names.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return frozenset(names)
+
+
+def end_to_end(headers: Headers, *, drop: Iterable[str] = ()) -> CIMultiDict[str]:
+    """A copy of `headers` without hop-by-hop, Connection-named or `drop` headers.
+
+    Order, case and repeated headers (Set-Cookie) are kept as they came.
+    """
+    removed = connection_named(headers) | {name.lower() for name in drop}
+    return CIMultiDict(
+        (name, value)
+        for name, value in headers.items()
+        if name not in HOP_BY_HOP and name.lower() not in removed
+    )
+
+
+def request_headers(headers: CIMultiDict[str], *, marker_header: str) -> CIMultiDict[str]:
+    """End-to-end request headers shared by both legs, before per-leg additions.
+
+    The shadow marker is removed so a client cannot make the primary's request
+    look like a shadow copy.
+    """
+    return end_to_end(headers, drop=(*_REQUEST_FRAMING, marker_header))
+
+
+def request_id(headers: Headers) -> str:
+    """The client's X-Request-Id, or a new one."""
+    return headers.get(REQUEST_ID) or uuid.uuid4().hex
+
+
+def via_value(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]} {VIA_TOKEN}"
+
+
+def add_forwarding(
+    headers: CIMultiDict[str], *, client_ip: str | None, proto: str, version: tuple[int, int]
+) -> None:
+    """Append this hop to Via and X-Forwarded-For; set X-Forwarded-Proto if absent.
+
+    An X-Forwarded-Proto set by a load balancer in front of the sidecar is kept:
+    it knows the scheme the user really spoke.
+    """
+    _append(headers, "Via", via_value(version))
+    if client_ip:
+        _append(headers, "X-Forwarded-For", client_ip)
+    headers.setdefault("X-Forwarded-Proto", proto)
+
+
+def _append(headers: CIMultiDict[str], name: str, value: str) -> None:
+    existing = headers.getall(name, ())
+    if existing:
+        del headers[name]
+        headers[name] = ", ".join([*existing, value])
+    else:
+        headers[name] = value
+
+
+def response_headers(upstream: CIMultiDict[str], *, version: tuple[int, int]) -> CIMultiDict[str]:
+    """The headers the client gets: the primary's, end to end, plus our Via."""
+    headers = end_to_end(upstream)
+    _append(headers, "Via", via_value(version))
+    return headers

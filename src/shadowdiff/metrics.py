@@ -1,0 +1,108 @@
+"""Every Prometheus collector shadowdiff exports, defined once.
+
+Each proxy owns a `Metrics` with its own registry, so two proxies in one process
+(the tests, the demo) never share counters. Label values are bounded by
+construction: routes come from `routing`, methods are folded into a known set,
+status codes are numbers, and the other labels are fixed vocabularies.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.exposition import generate_latest
+
+# `*_created` series double the exposition for no dashboard's benefit.
+disable_created_metrics()
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT"})
+
+UPSTREAMS = ("primary", "shadow")
+ERROR_KINDS = ("connect", "timeout", "reset", "protocol", "too_large")
+SKIP_REASONS = ("method", "sampled_out", "filtered", "paused", "body_too_large", "overload")
+OUTCOMES = ("match", "mismatch", "ignored", "shadow_error")
+PARTS = ("status", "header", "body")
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_COMPARE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "shadowdiff_requests",
+            "Client requests answered, by route, method and the status the client got.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.upstream_duration = Histogram(
+            "shadowdiff_upstream_duration_seconds",
+            "Time from sending to an upstream until its whole response was read.",
+            ["upstream", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_responses = Counter(
+            "shadowdiff_upstream_responses",
+            "Responses received from each upstream, by status class.",
+            ["upstream", "route", "status_class"],
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "shadowdiff_upstream_errors",
+            "Upstream exchanges that gave no usable response, by kind.",
+            ["upstream", "kind"],
+            registry=registry,
+        )
+        self.mirrored = Counter(
+            "shadowdiff_mirrored",
+            "Exchanges mirrored to the shadow whose primary answered (each ends as one comparison).",
+            ["route"],
+            registry=registry,
+        )
+        self.mirror_skipped = Counter(
+            "shadowdiff_mirror_skipped",
+            "Requests not mirrored, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.shadow_in_flight = Gauge(
+            "shadowdiff_shadow_in_flight",
+            "Shadow exchanges under way (sent, or waiting to be compared).",
+            registry=registry,
+        )
+        self.comparisons = Counter(
+            "shadowdiff_comparisons",
+            "Comparisons of primary and shadow responses, by outcome.",
+            ["route", "outcome"],
+            registry=registry,
+        )
+        self.differences = Counter(
+            "shadowdiff_differences",
+            "Differences found, by the part of the response they are in.",
+            ["route", "part"],
+            registry=registry,
+        )
+        self.compare_duration = Histogram(
+            "shadowdiff_compare_duration_seconds",
+            "CPU time spent comparing one exchange.",
+            buckets=_COMPARE_BUCKETS,
+            registry=registry,
+        )
+        # Zero-valued series for the fixed vocabularies, so rate() works from the start.
+        for reason in SKIP_REASONS:
+            self.mirror_skipped.labels(reason)
+        for upstream in UPSTREAMS:
+            for kind in ERROR_KINDS:
+                self.upstream_errors.labels(upstream, kind)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

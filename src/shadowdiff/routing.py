@@ -1,0 +1,65 @@
+"""Path -> bounded route template, the `route` label on every metric and log line.
+
+The first configured template that matches wins (`/users/{id}` matches
+`/users/42`). Otherwise ids are collapsed automatically (numbers, UUIDs, long
+hex, long opaque tokens become `{id}`), and once `max_routes` distinct routes
+have been seen, any new one is reported as `other`: a scanner walking random
+paths cannot create unbounded series.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+DEFAULT_MAX_ROUTES = 200
+OTHER = "other"
+_MAX_ROUTE_CHARS = 200
+
+_ID_SEGMENT = re.compile(
+    r"""^(?:
+        [0-9]+                                                   # 42
+      | [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}  # UUID
+      | [0-9a-fA-F]{16,}                                         # long hex: digests, object ids
+    )$""",
+    re.VERBOSE,
+)
+_TOKEN_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~=+]{20,}$")
+_PLACEHOLDER = re.compile(r"\{[^/{}]+\}")
+
+
+def _is_id(segment: str) -> bool:
+    if _ID_SEGMENT.match(segment):
+        return True
+    # A long opaque token mixes digits in; a long word (`configuration-settings`) does not.
+    return bool(_TOKEN_SEGMENT.match(segment)) and any(c.isdigit() for c in segment)
+
+
+def collapse(path: str) -> str:
+    """`/users/42/orders/9f1c...` -> `/users/{id}/orders/{id}`."""
+    return "/".join("{id}" if _is_id(segment) else segment for segment in path.split("/"))
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    parts = _PLACEHOLDER.split(template)
+    return re.compile("^" + "[^/]+".join(re.escape(part) for part in parts) + "$")
+
+
+class RouteTable:
+    def __init__(self, templates: Iterable[str] = (), max_routes: int = DEFAULT_MAX_ROUTES) -> None:
+        self._templates = [(template, _compile(template)) for template in templates]
+        self._max_routes = max_routes
+        self._seen: set[str] = set()
+
+    def route(self, path: str) -> str:
+        """The bounded route label for a request path (no query string)."""
+        for template, pattern in self._templates:
+            if pattern.match(path):
+                return template
+        route = collapse(path)
+        if route in self._seen:
+            return route
+        if len(self._seen) >= self._max_routes or len(route) > _MAX_ROUTE_CHARS:
+            return OTHER
+        self._seen.add(route)
+        return route

@@ -1,0 +1,249 @@
+"""The traffic listener: capture -> primary -> respond, and hand the copy to the mirror.
+
+The handler runs on aiohttp's low-level server (no router, no middlewares): every
+path is proxied, and no admin path exists on this port. One request flows one
+way: capture (target, bounded body, headers) -> decide whether to mirror ->
+open the primary -> dispatch the shadow copy -> stream the primary's answer to
+the client -> hand the primary's observation to the waiting shadow task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from shadowdiff import headers as hdr
+from shadowdiff.config import Config
+from shadowdiff.forward import READ_CHUNK, BodyCapture, CapturedRequest, Observation, Upstream, UpstreamError, classify
+from shadowdiff.metrics import Metrics, method_label, status_class
+from shadowdiff.mirror import Mirror
+from shadowdiff.routing import RouteTable
+
+# A primary that timed out is a 504; every other failure to answer is a 502.
+_GATEWAY_STATUS = {"timeout": 504}
+
+
+class ProxyResponse(web.StreamResponse):
+    """A StreamResponse that adds nothing to the primary's headers.
+
+    aiohttp fills in Date, Server and a default Content-Type, and drops
+    Content-Length from 304 answers. For a relayed response those would be
+    changes the primary never made, so they are undone right after aiohttp's
+    header preparation (a private hook: pinned by the transparency tests).
+    """
+
+    def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str]) -> None:
+        super().__init__(status=status, reason=reason, headers=headers)
+        self._relayed = CIMultiDictProxy(headers.copy())
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        headers, relayed = self.headers, self._relayed
+        for name in ("Date", "Server", "Content-Type"):
+            if name in headers and name not in relayed:
+                del headers[name]
+        if self.status == 304 and "Content-Length" in relayed and "Content-Length" not in headers:
+            headers["Content-Length"] = relayed["Content-Length"]
+
+
+def plain_response(status: int, text: str, *, close: bool = False) -> web.Response:
+    """The proxy's own answer (errors, refusals): short plain text."""
+    response = web.Response(status=status, text=text + "\n", content_type="text/plain")
+    if close:
+        response.force_close()
+    return response
+
+
+class Proxy:
+    """The catch-all handler for the traffic port."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        metrics: Metrics,
+        routes: RouteTable,
+        primary: Upstream,
+        mirror: Mirror,
+    ) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._routes = routes
+        self._primary = primary
+        self._mirror = mirror
+        self._own_authorities = {str(config.listen.address)}
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            return await self._handle(request)
+        finally:
+            status = request.get("status")
+            if status is not None:  # None: the client left before any answer
+                route = request.get("route", "other")
+                self._metrics.requests.labels(route, method_label(request.method), str(status)).inc()
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "CONNECT":
+            return self._refuse(request, 405, "CONNECT is not supported: shadowdiff is a reverse proxy")
+        target = self._origin_form(request)
+        if target is None:
+            return self._refuse(request, 400, "request target must be a path on this server")
+        path = URL(target.split("?", 1)[0], encoded=True).path
+        request["route"] = self._routes.route(path)
+
+        limit = self._config.listen.max_request_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return self._refuse(request, 413, f"request body over {limit} bytes", close=True)
+        try:
+            body = await _read_body(request, limit)
+        except HttpProcessingError as exc:  # bad chunk framing and the like
+            return self._refuse(request, 400, f"malformed request body: {exc.message}", close=True)
+        if body is None:
+            return self._refuse(request, 413, f"request body over {limit} bytes", close=True)
+
+        captured = self._capture(request, target, path, body)
+        skip = self._mirror.policy.skip_reason(captured.method, path, request.headers, len(body))
+        if skip is not None:
+            self._metrics.mirror_skipped.labels(skip).inc()
+        return await self._forward(request, captured, mirror=skip is None)
+
+    def _capture(self, request: web.BaseRequest, target: str, path: str, body: bytes) -> CapturedRequest:
+        marker = self._config.mirror.marker_header
+        headers = hdr.request_headers(hdr.from_raw(request.raw_headers), marker_header=marker)
+        request_id = hdr.request_id(request.headers)
+        headers[hdr.REQUEST_ID] = request_id
+        hdr.add_forwarding(headers, client_ip=request.remote, proto=request.scheme, version=tuple(request.version))
+        return CapturedRequest(
+            method=request.method,
+            target=target,
+            path=path,
+            route=request["route"],
+            request_id=request_id,
+            headers=CIMultiDictProxy(headers),
+            body=body,
+            client_host=request.headers.get("Host", ""),
+        )
+
+    async def _forward(self, request: web.BaseRequest, captured: CapturedRequest, *, mirror: bool) -> web.StreamResponse:
+        metrics, route = self._metrics, captured.route
+        started = time.perf_counter()
+        try:
+            upstream = await self._primary.open(captured, CIMultiDict(captured.headers))
+        except UpstreamError as exc:
+            metrics.upstream_errors.labels("primary", exc.kind).inc()
+            status = _GATEWAY_STATUS.get(exc.kind, 502)
+            return self._refuse(request, status, f"primary upstream failed: {exc.kind}")
+
+        observed: asyncio.Future[Observation | None] | None = None
+        if mirror:
+            observed = asyncio.get_running_loop().create_future()
+            if not self._mirror.dispatch(captured, observed):
+                observed = None
+        observation = None
+        try:
+            response, observation = await self._relay(request, upstream, started, keep=observed is not None)
+            return response
+        finally:
+            upstream.release()
+            if observation is not None:
+                if observation.ok:
+                    metrics.upstream_duration.labels("primary", route).observe(observation.elapsed)
+                    metrics.upstream_responses.labels("primary", route, status_class(upstream.status)).inc()
+                else:
+                    metrics.upstream_errors.labels("primary", observation.error).inc()
+            if observed is not None:
+                observed.set_result(observation)
+
+    async def _relay(
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, started: float, *, keep: bool
+    ) -> tuple[web.StreamResponse, Observation | None]:
+        """Stream the primary's answer to the client; observe it if the shadow waits."""
+        response = ProxyResponse(
+            status=upstream.status,
+            reason=upstream.reason,
+            headers=hdr.response_headers(hdr.from_raw(upstream.raw_headers), version=tuple(request.version)),
+        )
+        request["status"] = upstream.status
+        capture = BodyCapture(self._config.compare.max_body_bytes if keep else 0)
+        try:
+            await response.prepare(request)
+        except ConnectionError:
+            return response, None  # the client left before the answer
+        reader = upstream.content
+        while True:
+            try:
+                chunk = await reader.readany()
+            except Exception as exc:  # the primary broke mid-body: never end it as complete
+                _abort(request)
+                return response, Observation("primary", time.perf_counter() - started, error=classify(exc), detail=str(exc))
+            if not chunk:
+                break
+            if keep:
+                capture.feed(chunk)
+            try:
+                await response.write(chunk)
+            except ConnectionError:
+                return response, None  # the client left mid-body: nothing to compare
+        body = capture.result() if keep else None
+        observation = Observation(
+            "primary",
+            time.perf_counter() - started,
+            status=upstream.status,
+            reason=upstream.reason or "",
+            headers=upstream.headers,
+            body=body,
+        )
+        return response, observation
+
+    def _origin_form(self, request: web.BaseRequest) -> str | None:
+        """The origin-form target (path and query, as sent), or None to refuse.
+
+        An absolute-form target is accepted only when its authority is this
+        proxy (the Host the client sent, or the listen address); the upstream
+        host always comes from the config, never from the request.
+        """
+        raw = request.raw_path
+        if raw.startswith("/"):
+            return raw
+        if "://" not in raw:
+            return None  # asterisk-form or garbage
+        scheme, _, rest = raw.partition("://")
+        authority, slash, tail = rest.partition("/")
+        if scheme.lower() not in ("http", "https"):
+            return None
+        ours = self._own_authorities | {request.headers.get("Host", "")}
+        if authority not in ours:
+            return None
+        return "/" + tail if slash else "/"
+
+    def _refuse(self, request: web.BaseRequest, status: int, text: str, *, close: bool = False) -> web.Response:
+        request["status"] = status
+        return plain_response(status, text, close=close)
+
+
+async def _read_body(request: web.BaseRequest, limit: int) -> bytes | None:
+    """The whole request body, or None if it passes `limit` (reading stops there)."""
+    if not request.body_exists:
+        return b""
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+
+
+def _abort(request: web.BaseRequest) -> None:
+    """Cut the client's connection so a short body is never taken as complete."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()

@@ -1,0 +1,111 @@
+"""Assembles one shadowdiff from a Config and runs its lifecycle.
+
+`ShadowDiff.start()` opens the upstream sessions, then the admin listener, then
+the traffic listener; `stop()` reverses it: readiness off, stop accepting and let
+in-flight client requests finish (up to `listen.shutdown_timeout`), then drain
+shadow work (up to `mirror.drain_timeout`), then close the sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from shadowdiff import log
+from shadowdiff.admin import create_admin_app
+from shadowdiff.config import Config, HostPort, mask_url
+from shadowdiff.forward import Upstream
+from shadowdiff.metrics import Metrics
+from shadowdiff.mirror import Mirror
+from shadowdiff.publish import Publisher, log_sink, metrics_sink
+from shadowdiff.routing import RouteTable
+from shadowdiff.server import Proxy
+
+
+class ShadowDiff:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.routes = RouteTable(config.routes)
+        self.primary = Upstream(
+            "primary",
+            config.primary.url,
+            connect_timeout=config.primary.connect_timeout,
+            read_timeout=config.primary.timeout,
+            total_timeout=None,  # a long download is fine while bytes keep coming
+            max_connections=config.primary.max_connections,
+        )
+        self.shadow = Upstream(
+            "shadow",
+            config.shadow.url,
+            connect_timeout=config.shadow.connect_timeout,
+            read_timeout=None,
+            total_timeout=config.shadow.timeout,  # shadow work is bounded end to end
+            max_connections=config.mirror.max_in_flight,
+        )
+        self.mirror = Mirror(
+            config.mirror,
+            config.shadow,
+            shadow=self.shadow,
+            metrics=self.metrics,
+            publisher=Publisher([metrics_sink(self.metrics), log_sink]),
+            compare_body_bytes=config.compare.max_body_bytes,
+        )
+        self.proxy = Proxy(config, metrics=self.metrics, routes=self.routes, primary=self.primary, mirror=self.mirror)
+        self.ready = False
+        self._traffic: web.BaseRunner | None = None
+        self._admin: web.BaseRunner | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        await self.primary.start()
+        await self.shadow.start()
+        self._admin = web.AppRunner(
+            create_admin_app(self.metrics, ready=lambda: self.ready), handle_signals=False, access_log=None
+        )
+        await self._admin.setup()
+        await web.TCPSite(self._admin, config.admin.listen.host, config.admin.listen.port).start()
+        server = web.Server(
+            self.proxy.handle,
+            auto_decompress=False,  # relay request bodies exactly as sent
+            access_log=logging.getLogger("aiohttp.access") if config.logging.access_log else None,
+        )
+        self._traffic = web.ServerRunner(server, handle_signals=False, shutdown_timeout=config.listen.shutdown_timeout)
+        await self._traffic.setup()
+        await web.TCPSite(self._traffic, config.listen.address.host, config.listen.address.port).start()
+        self.ready = True
+        log.event(
+            "info",
+            "started",
+            listen=str(self.address),
+            admin=str(self.admin_address),
+            primary=mask_url(config.primary.url),
+            shadow=mask_url(config.shadow.url) if config.mirror.enabled else None,
+            mirror=config.mirror.enabled,
+        )
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self._traffic is not None:
+            await self._traffic.cleanup()  # stops accepting; waits for in-flight client requests
+        cancelled = await self.mirror.drain()
+        await self.primary.close()
+        await self.shadow.close()
+        if self._admin is not None:
+            await self._admin.cleanup()
+        log.event("info", "stopped", shadow_cancelled=cancelled)
+
+    @property
+    def address(self) -> HostPort:
+        return _bound(self._traffic)
+
+    @property
+    def admin_address(self) -> HostPort:
+        return _bound(self._admin)
+
+
+def _bound(runner: web.BaseRunner | None) -> HostPort:
+    assert runner is not None and runner.addresses, "not started"
+    host, port = runner.addresses[0][:2]
+    return HostPort(host, port)

@@ -1,0 +1,96 @@
+"""Shared fixtures: loopback backends and proxies started on ephemeral ports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from shadowdiff import config as configuration
+from shadowdiff.service import ShadowDiff
+from tests.backends import Backend
+from tests.metrics_text import MetricsReader
+
+
+@pytest.fixture
+async def primary() -> AsyncIterator[Backend]:
+    backend = await Backend("primary").start()
+    yield backend
+    await backend.stop()
+
+
+@pytest.fixture
+async def shadow() -> AsyncIterator[Backend]:
+    backend = await Backend("shadow").start()
+    yield backend
+    await backend.stop()
+
+
+def proxy_config(primary_url: str, shadow_url: str | None, **sections: Any) -> configuration.Config:
+    """A Config on ephemeral loopback ports; `sections` are merged in as raw YAML would be."""
+    raw: dict[str, Any] = {
+        "listen": {"address": "127.0.0.1:0"},
+        "admin": {"listen": "127.0.0.1:0"},
+        "primary": {"url": primary_url},
+        "shadow": {"url": shadow_url} if shadow_url else {},
+    }
+    for name, values in sections.items():
+        if isinstance(values, dict):
+            raw.setdefault(name, {}).update(values)
+        else:
+            raw[name] = values
+    if not shadow_url:
+        raw.setdefault("mirror", {})["enabled"] = False
+    return configuration.from_mapping(raw)
+
+
+StartProxy = Callable[..., Awaitable[ShadowDiff]]
+
+
+@pytest.fixture
+async def start_proxy() -> AsyncIterator[StartProxy]:
+    """Start a ShadowDiff in front of the given URLs; stopped at teardown."""
+    started: list[ShadowDiff] = []
+
+    async def start(primary_url: str, shadow_url: str | None = None, **sections: Any) -> ShadowDiff:
+        service = ShadowDiff(proxy_config(primary_url, shadow_url, **sections))
+        await service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        await service.stop()
+
+
+def url_of(service: ShadowDiff) -> str:
+    return f"http://{service.address}"
+
+
+def admin_url_of(service: ShadowDiff) -> str:
+    return f"http://{service.admin_address}"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client that changes nothing: no decompression, no redirects, no cookies."""
+    async with aiohttp.ClientSession(
+        auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=30)
+    ) as session:
+        yield session
+
+
+async def settle(service: ShadowDiff, timeout: float = 10.0) -> None:
+    """Wait until the proxy has no shadow work in flight."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while service.mirror.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    assert service.mirror.in_flight == 0, "shadow work did not drain"
+
+
+def metrics(service: ShadowDiff) -> MetricsReader:
+    return MetricsReader(service.metrics.exposition().decode())
