@@ -66,8 +66,12 @@ class Backend:
         name = request.path.strip("/").split("/")[0]
         handler = getattr(self, f"route_{name.replace('-', '_')}", None)
         if handler is None:
-            return web.json_response({"backend": self.name, "path": request.path, "query": request.query_string})
+            return web.json_response({"path": request.path, "query": request.query_string})
         return await handler(request, body)
+
+    async def route_whoami(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        """Differs between backends: a body mismatch on purpose."""
+        return web.json_response({"backend": self.name})
 
     async def route_gzip(self, request: web.Request, body: bytes) -> web.StreamResponse:
         payload = gzip.compress(b'{"hello": "world", "n": 1}' * 50, mtime=0)
@@ -100,7 +104,7 @@ class Backend:
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         response.content_length = size
         await response.prepare(request)
-        sent = 0
+        sent = size if request.method == "HEAD" else 0  # aiohttp would send body bytes after a HEAD head
         while sent < size:
             piece = LARGE_CHUNK[: min(len(LARGE_CHUNK), size - sent)]
             await response.write(piece)

@@ -41,23 +41,27 @@ async def send(url: str, request: bytes, *, timeout: float = 10.0, head: bool = 
     try:
         writer.write(request)
         await writer.drain()
-        data = await asyncio.wait_for(_read_all(reader), timeout)
+        data = await asyncio.wait_for(_read_response(reader, head), timeout)
     finally:
         writer.close()
     return parse(data, head=head)
 
 
-async def _read_all(reader: asyncio.StreamReader) -> bytes:
-    chunks = []
+async def _read_response(reader: asyncio.StreamReader, head: bool) -> bytes:
+    """Read until the framing says the response is complete, or the peer closes."""
+    data = b""
     while True:
         try:
             chunk = await reader.read(65536)
         except ConnectionError:
-            break
+            return data
         if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
+            return data
+        data += chunk
+        response = parse(data, head=head)
+        framed = response.header("Content-Length") is not None or response.values("Transfer-Encoding") or head
+        if response.complete and (framed or response.status in (204, 304)):
+            return data
 
 
 def parse(data: bytes, *, head: bool = False) -> RawResponse:

@@ -60,6 +60,20 @@ def plain_response(status: int, text: str, *, close: bool = False) -> web.Respon
     return response
 
 
+class _Answer:
+    """Per-request state the handler fills in for the requests_total counter."""
+
+    __slots__ = ("route", "status")
+
+    def __init__(self) -> None:
+        self.route = "other"
+        self.status: int | None = None
+
+    def refuse(self, status: int, text: str, *, close: bool = False) -> web.Response:
+        self.status = status
+        return plain_response(status, text, close=close)
+
+
 class Proxy:
     """The catch-all handler for the traffic port."""
 
@@ -80,40 +94,39 @@ class Proxy:
         self._own_authorities = {str(config.listen.address)}
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        answer = _Answer()
         try:
-            return await self._handle(request)
+            return await self._handle(request, answer)
         finally:
-            status = request.get("status")
-            if status is not None:  # None: the client left before any answer
-                route = request.get("route", "other")
-                self._metrics.requests.labels(route, method_label(request.method), str(status)).inc()
+            if answer.status is not None:  # None: the client left before any answer
+                self._metrics.requests.labels(answer.route, method_label(request.method), str(answer.status)).inc()
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest, answer: _Answer) -> web.StreamResponse:
         if request.method == "CONNECT":
-            return self._refuse(request, 405, "CONNECT is not supported: shadowdiff is a reverse proxy")
+            return answer.refuse(405, "CONNECT is not supported: shadowdiff is a reverse proxy", close=True)
         target = self._origin_form(request)
         if target is None:
-            return self._refuse(request, 400, "request target must be a path on this server")
+            return answer.refuse(400, "request target must be a path on this server")
         path = URL(target.split("?", 1)[0], encoded=True).path
-        request["route"] = self._routes.route(path)
+        answer.route = self._routes.route(path)
 
         limit = self._config.listen.max_request_body_bytes
         if request.content_length is not None and request.content_length > limit:
-            return self._refuse(request, 413, f"request body over {limit} bytes", close=True)
+            return answer.refuse(413, f"request body over {limit} bytes", close=True)
         try:
             body = await _read_body(request, limit)
         except HttpProcessingError as exc:  # bad chunk framing and the like
-            return self._refuse(request, 400, f"malformed request body: {exc.message}", close=True)
+            return answer.refuse(400, f"malformed request body: {exc.message}", close=True)
         if body is None:
-            return self._refuse(request, 413, f"request body over {limit} bytes", close=True)
+            return answer.refuse(413, f"request body over {limit} bytes", close=True)
 
-        captured = self._capture(request, target, path, body)
+        captured = self._capture(request, target, path, answer.route, body)
         skip = self._mirror.policy.skip_reason(captured.method, path, request.headers, len(body))
         if skip is not None:
             self._metrics.mirror_skipped.labels(skip).inc()
-        return await self._forward(request, captured, mirror=skip is None)
+        return await self._forward(request, answer, captured, mirror=skip is None)
 
-    def _capture(self, request: web.BaseRequest, target: str, path: str, body: bytes) -> CapturedRequest:
+    def _capture(self, request: web.BaseRequest, target: str, path: str, route: str, body: bytes) -> CapturedRequest:
         marker = self._config.mirror.marker_header
         headers = hdr.request_headers(hdr.from_raw(request.raw_headers), marker_header=marker)
         request_id = hdr.request_id(request.headers)
@@ -123,14 +136,16 @@ class Proxy:
             method=request.method,
             target=target,
             path=path,
-            route=request["route"],
+            route=route,
             request_id=request_id,
             headers=CIMultiDictProxy(headers),
             body=body,
             client_host=request.headers.get("Host", ""),
         )
 
-    async def _forward(self, request: web.BaseRequest, captured: CapturedRequest, *, mirror: bool) -> web.StreamResponse:
+    async def _forward(
+        self, request: web.BaseRequest, answer: _Answer, captured: CapturedRequest, *, mirror: bool
+    ) -> web.StreamResponse:
         metrics, route = self._metrics, captured.route
         started = time.perf_counter()
         try:
@@ -138,7 +153,7 @@ class Proxy:
         except UpstreamError as exc:
             metrics.upstream_errors.labels("primary", exc.kind).inc()
             status = _GATEWAY_STATUS.get(exc.kind, 502)
-            return self._refuse(request, status, f"primary upstream failed: {exc.kind}")
+            return answer.refuse(status, f"primary upstream failed: {exc.kind}")
 
         observed: asyncio.Future[Observation | None] | None = None
         if mirror:
@@ -147,6 +162,7 @@ class Proxy:
                 observed = None
         observation = None
         try:
+            answer.status = upstream.status
             response, observation = await self._relay(request, upstream, started, keep=observed is not None)
             return response
         finally:
@@ -169,7 +185,6 @@ class Proxy:
             reason=upstream.reason,
             headers=hdr.response_headers(hdr.from_raw(upstream.raw_headers), version=tuple(request.version)),
         )
-        request["status"] = upstream.status
         capture = BodyCapture(self._config.compare.max_body_bytes if keep else 0)
         try:
             await response.prepare(request)
@@ -222,9 +237,6 @@ class Proxy:
             return None
         return "/" + tail if slash else "/"
 
-    def _refuse(self, request: web.BaseRequest, status: int, text: str, *, close: bool = False) -> web.Response:
-        request["status"] = status
-        return plain_response(status, text, close=close)
 
 
 async def _read_body(request: web.BaseRequest, limit: int) -> bytes | None:

@@ -9,6 +9,7 @@ shadow work (up to `mirror.drain_timeout`), then close the sessions.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -18,13 +19,13 @@ from shadowdiff.config import Config, HostPort, mask_url
 from shadowdiff.forward import Upstream
 from shadowdiff.metrics import Metrics
 from shadowdiff.mirror import Mirror
-from shadowdiff.publish import Publisher, log_sink, metrics_sink
+from shadowdiff.publish import Publisher, Sink, log_sink, metrics_sink
 from shadowdiff.routing import RouteTable
 from shadowdiff.server import Proxy
 
 
 class ShadowDiff:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, extra_sinks: Sequence[Sink] = ()) -> None:
         self.config = config
         self.metrics = Metrics()
         self.routes = RouteTable(config.routes)
@@ -49,7 +50,7 @@ class ShadowDiff:
             config.shadow,
             shadow=self.shadow,
             metrics=self.metrics,
-            publisher=Publisher([metrics_sink(self.metrics), log_sink]),
+            publisher=Publisher([metrics_sink(self.metrics), log_sink, *extra_sinks]),
             compare_body_bytes=config.compare.max_body_bytes,
         )
         self.proxy = Proxy(config, metrics=self.metrics, routes=self.routes, primary=self.primary, mirror=self.mirror)

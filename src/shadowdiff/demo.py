@@ -1,0 +1,244 @@
+"""`shadowdiff demo`: a primary, a candidate and the proxy, all on loopback.
+
+The candidate differs from the primary the way real rewrites do:
+- /users/{id}: every seventh user's `plan` comes back changed (a real bug);
+- /recommendations: scores drift by up to 0.0005 (an ML model swap);
+- /orders/{id}: a volatile `generated_at` timestamp, and an added `currency` field.
+Traffic is driven at a steady rate with a progress line, then a per-route table
+and a few example differences are printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import aiohttp
+from aiohttp import web
+
+from shadowdiff import config as configuration, log
+from shadowdiff.compare import Comparison
+from shadowdiff.compare.model import MISMATCH
+from shadowdiff.service import ShadowDiff
+
+PLANS = ("free", "pro", "team")
+EXAMPLES_PER_ROUTE = 2
+
+
+def _demo_app(candidate: bool) -> web.Application:
+    rng = random.Random(42 if candidate else 7)
+
+    async def user(request: web.Request) -> web.Response:
+        user_id = int(request.match_info["id"])
+        plan = PLANS[user_id % 3]
+        if candidate and user_id % 7 == 0:
+            plan = PLANS[(user_id + 1) % 3]  # the bug the demo is there to find
+        return web.json_response({"id": user_id, "name": f"user-{user_id}", "plan": plan, "active": True})
+
+    async def recommendations(request: web.Request) -> web.Response:
+        user_id = int(request.query.get("user", "1"))
+        items = []
+        for rank in range(3):
+            score = round(1.0 / (rank + 1 + user_id % 5), 6)
+            if candidate:
+                score = round(score + rng.uniform(-0.0005, 0.0005), 6)  # the new model, nearly the same
+            items.append({"sku": f"sku-{(user_id * 7 + rank) % 100}", "score": score})
+        return web.json_response({"user": user_id, "model": "ranker", "items": items})
+
+    async def order(request: web.Request) -> web.Response:
+        order_id = int(request.match_info["id"])
+        body = {
+            "id": order_id,
+            "items": [{"sku": f"sku-{order_id % 10}", "qty": 1 + order_id % 3}],
+            "total": round(9.99 * (1 + order_id % 3), 2),
+            "generated_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        }
+        if candidate:
+            body["currency"] = "EUR"  # a new field the rewrite added
+        return web.json_response(body)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/users/{id}", user)
+    app.router.add_get("/recommendations", recommendations)
+    app.router.add_get("/orders/{id}", order)
+    app.router.add_get("/health", health)
+    return app
+
+
+async def _start_backend(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+def _demo_paths(rng: random.Random) -> str:
+    roll = rng.random()
+    if roll < 0.45:
+        return f"/users/{rng.randint(1, 200)}"
+    if roll < 0.75:
+        return f"/recommendations?user={rng.randint(1, 50)}"
+    if roll < 0.95:
+        return f"/orders/{rng.randint(1000, 9999)}"
+    return "/health"
+
+
+@dataclass
+class _Tally:
+    """What the demo prints: outcomes per route, and a few example differences."""
+
+    outcomes: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    examples: dict[str, list[Comparison]] = field(default_factory=lambda: defaultdict(list))
+
+    def __call__(self, comparison: Comparison, duration: float) -> None:
+        route = comparison.exchange.request.route
+        self.outcomes[route][comparison.outcome] += 1
+        if comparison.outcome == MISMATCH and len(self.examples[route]) < EXAMPLES_PER_ROUTE:
+            self.examples[route].append(comparison)
+
+    def compared(self) -> int:
+        return sum(sum(o.values()) for o in self.outcomes.values())
+
+    def mismatches(self) -> int:
+        return sum(o.get(MISMATCH, 0) for o in self.outcomes.values())
+
+
+async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
+    """Run the demo for `duration` seconds (None: until Ctrl-C / SIGTERM). Returns an exit code."""
+    log.configure("error")  # mismatch lines would bury the table; `serve` logs them as JSON
+    primary_runner, primary_url = await _start_backend(_demo_app(candidate=False))
+    shadow_runner, shadow_url = await _start_backend(_demo_app(candidate=True))
+    tally = _Tally()
+    service = await _start_proxy(primary_url, shadow_url, tally)
+    proxy_url, admin_url = f"http://{service.address}", f"http://{service.admin_address}"
+    out = sys.stdout
+    out.write(
+        f"shadowdiff demo\n"
+        f"  primary   {primary_url}  (demo service)\n"
+        f"  candidate {shadow_url}  (differs: /users plan bug, /recommendations score drift,\n"
+        f"                                   /orders timestamp and an added field)\n"
+        f"  proxy     {proxy_url}   try: curl {proxy_url}/users/7\n"
+        f"  metrics   {admin_url}/metrics\n\n"
+    )
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+    sent = 0
+    try:
+        sent = await _drive(proxy_url, service, tally, rate=rate, duration=duration, stop=stop)
+    finally:
+        await service.mirror.drain(timeout=5)
+        _report(tally, sent, admin_url, out)
+        await service.stop()
+        await primary_runner.cleanup()
+        await shadow_runner.cleanup()
+    return 0
+
+
+async def _start_proxy(primary_url: str, shadow_url: str, tally: _Tally) -> ShadowDiff:
+    """The proxy on the usual ports if they are free, else on any free ones."""
+    last_error: OSError | None = None
+    for listen, admin in (("127.0.0.1:8080", "127.0.0.1:9901"), ("127.0.0.1:0", "127.0.0.1:0")):
+        config = configuration.from_mapping(
+            {
+                "listen": {"address": listen},
+                "admin": {"listen": admin},
+                "primary": {"url": primary_url},
+                "shadow": {"url": shadow_url},
+                "routes": ["/users/{id}", "/orders/{id}"],
+                "logging": {"level": "error"},
+            }
+        )
+        service = ShadowDiff(config, extra_sinks=[tally])
+        try:
+            await service.start()
+            return service
+        except OSError as exc:
+            last_error = exc
+            await service.stop()
+    assert last_error is not None
+    raise last_error
+
+
+async def _drive(
+    proxy_url: str, service: ShadowDiff, tally: _Tally, *, rate: float, duration: float | None, stop: asyncio.Event
+) -> int:
+    rng = random.Random(1)
+    interval = 1.0 / rate
+    started = time.monotonic()
+    next_progress = started + 1.0
+    sent = 0
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as client:
+        while not stop.is_set():
+            now = time.monotonic()
+            if duration is not None and now - started >= duration:
+                break
+            async with client.get(proxy_url + _demo_paths(rng)) as response:
+                await response.read()
+            sent += 1
+            if now >= next_progress:
+                _progress(now - started, sent, tally, service)
+                next_progress += 1.0
+            delay = started + sent * interval - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+    if sys.stdout.isatty():
+        sys.stdout.write("\n")
+    return sent
+
+
+def _progress(elapsed: float, sent: int, tally: _Tally, service: ShadowDiff) -> None:
+    compared = tally.compared()
+    rate = 100.0 * tally.mismatches() / compared if compared else 0.0
+    line = (
+        f"[{elapsed:5.1f}s] {sent} requests, {compared} compared, {rate:4.1f}% mismatched, "
+        f"{service.mirror.in_flight} in flight"
+    )
+    # On a terminal the line updates in place; in a log or pipe, one line per second.
+    sys.stdout.write(f"\r{line} " if sys.stdout.isatty() else line + "\n")
+    sys.stdout.flush()
+
+
+def _report(tally: _Tally, sent: int, admin_url: str, out: object) -> None:
+    write = out.write  # type: ignore[attr-defined]
+    write(f"\n{sent} requests sent through the proxy.\n\n")
+    header = f"{'route':<22}{'compared':>9}{'match':>8}{'mismatch':>10}{'ignored':>9}{'error':>7}\n"
+    write(header + "-" * (len(header) - 1) + "\n")
+    for route in sorted(tally.outcomes):
+        counts = tally.outcomes[route]
+        total = sum(counts.values())
+
+        def pct(outcome: str) -> str:
+            return f"{100.0 * counts.get(outcome, 0) / total:.0f}%"
+
+        write(f"{route:<22}{total:>9}{pct('match'):>8}{pct('mismatch'):>10}{pct('ignored'):>9}{pct('shadow_error'):>7}\n")
+    if any(tally.examples.values()):
+        write("\nExample differences:\n")
+    for route in sorted(tally.examples):
+        for comparison in tally.examples[route]:
+            request = comparison.exchange.request
+            write(f"  {request.method} {request.path}  ({route})\n")
+            for d in comparison.differences[:4]:
+                write(f"    {d.part} {d.path} {d.kind}: {_short(d.primary)} -> {_short(d.shadow)}\n")
+    write(f"\nMetrics were served at {admin_url}/metrics while the demo ran.\n")
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

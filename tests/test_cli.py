@@ -1,0 +1,99 @@
+"""The shadowdiff command: help, check-config exit codes, and serve as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from shadowdiff.cli import main
+from tests.backends import Backend, free_port
+
+GOOD = "primary:\n  url: http://127.0.0.1:8000\nshadow:\n  url: http://user:pw@127.0.0.1:8001\n"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["demo", "--help"], ["check-config", "--help"]])
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """--help on the command and each subcommand prints usage and exits 0."""
+    assert main(argv) == 0
+    assert "usage: shadowdiff" in capsys.readouterr().out
+
+
+def test_check_config_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A valid file exits 0 and prints the effective config with defaults and masked secrets."""
+    path = tmp_path / "ok.yaml"
+    path.write_text(GOOD)
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "sample_rate: 1.0" in out
+    assert "pw" not in out
+
+
+def test_check_config_invalid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An invalid file exits 2 with one line per bad key path on stderr."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(GOOD + "mirror:\n  sample_rate: 1.5\n  colour: blue\n")
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "config error: mirror.sample_rate: must be between 0 and 1, got 1.5" in err
+    assert any(line.startswith("config error: mirror.colour: unknown key") for line in err)
+
+
+def test_serve_with_a_bad_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """serve validates flags like file keys: a bad --primary exits 2 naming primary.url."""
+    assert main(["serve", "--primary", "not-a-url", "--shadow", "http://127.0.0.1:1"]) == 2
+    assert "primary.url" in capsys.readouterr().err
+
+
+def test_unknown_command_exits_2() -> None:
+    """A command that does not exist is a usage error."""
+    assert main(["frobnicate"]) == 2
+
+
+async def test_serve_runs_without_a_file_and_stops_on_sigterm(primary: Backend, shadow: Backend) -> None:
+    """`shadowdiff serve --primary URL --shadow URL` proxies, serves /metrics, and exits 0 on SIGTERM."""
+    listen, admin = free_port(), free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shadowdiff", "serve",
+        "--primary", primary.url, "--shadow", shadow.url,
+        "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        started = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert b'"event":"started"' in started, started
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"http://127.0.0.1:{listen}/hello") as response:
+                assert response.status == 200
+                assert await response.json() == {"path": "/hello", "query": ""}
+            async with client.get(f"http://127.0.0.1:{admin}/metrics") as response:
+                assert "shadowdiff_requests_total" in await response.text()
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_serve_exits_1_when_the_port_is_taken(primary: Backend) -> None:
+    """A listen port already in use is a clear error and exit 1, not a traceback."""
+    taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = taken.sockets[0].getsockname()[1]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shadowdiff", "serve", "--primary", primary.url, "--shadow", primary.url,
+            "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{free_port()}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        taken.close()
+    assert process.returncode == 1
+    assert b"Traceback" not in err and b"address" in err.lower()

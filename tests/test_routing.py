@@ -1,0 +1,54 @@
+"""Path -> bounded route: configured templates first, then automatic id collapse with a cap."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import pytest
+
+from shadowdiff.routing import OTHER, RouteTable, collapse
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [
+        ("/users/42", "/users/{id}"),
+        ("/users/42/orders/7", "/users/{id}/orders/{id}"),
+        ("/o/3f2504e0-4f89-11d3-9a0c-0305e82c3301", "/o/{id}"),
+        ("/blobs/9f86d081884c7d659a2feaa0c55ad015", "/blobs/{id}"),
+        ("/t/eyJhbGciOiJIUzI1NiJ9abc123", "/t/{id}"),
+        ("/settings/notification-preferences", "/settings/notification-preferences"),
+        ("/v2/items", "/v2/items"),
+        ("/", "/"),
+    ],
+)
+def test_collapse(path: str, route: str) -> None:
+    """Numbers, UUIDs, long hex and long tokens with digits collapse to {id}; words and versions stay."""
+    assert collapse(path) == route
+
+
+def test_configured_templates_win_in_order() -> None:
+    """The first matching template is the route, even where collapse would say otherwise."""
+    table = RouteTable(["/users/{name}/profile", "/users/{id}", "/files/{path}"])
+    assert table.route("/users/alice/profile") == "/users/{name}/profile"
+    assert table.route("/users/alice") == "/users/{id}"
+    assert table.route("/files/a/b") == "/files/a/b"  # a placeholder is one segment
+
+
+def test_cap_bounds_distinct_routes() -> None:
+    """After max_routes distinct routes, new ones are 'other'; known ones keep their name."""
+    table = RouteTable(max_routes=3)
+    assert [table.route(p) for p in ("/a", "/b", "/c", "/d", "/a")] == ["/a", "/b", "/c", OTHER, "/a"]
+
+
+def test_random_paths_add_no_series_past_the_cap() -> None:
+    """10,000 random paths produce at most max_routes + 1 distinct labels."""
+    rng = random.Random(7)
+    table = RouteTable(max_routes=200)
+    labels = set()
+    for _ in range(10_000):
+        segments = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(1, 8))) for _ in range(rng.randint(1, 4))]
+        labels.add(table.route("/" + "/".join(segments)))
+    assert len(labels) <= 201
+    assert OTHER in labels
