@@ -136,6 +136,7 @@ class RawBackend:
 
     def __init__(self, response: bytes) -> None:
         self.response = response
+        self.close_after_response = False  # cut the connection right after `response`
         self.url = ""
         self.requests: list[bytes] = []
         self._server: asyncio.base_events.Server | None = None
@@ -159,6 +160,8 @@ class RawBackend:
                     await reader.readexactly(length)
                 writer.write(self.response)
                 await writer.drain()
+                if self.close_after_response:
+                    return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
