@@ -9,7 +9,7 @@ import pytest
 
 from tests import rawhttp
 from tests.backends import Backend, RawBackend
-from tests.conftest import StartProxy, url_of
+from tests.conftest import StartProxy, metrics, settle, url_of
 
 HOP = ("Connection", "Keep-Alive", "Transfer-Encoding")
 
@@ -86,16 +86,29 @@ async def test_no_cookie_carried_between_clients(primary: Backend, start_proxy: 
     assert not primary.seen[-1].has("Cookie")
 
 
-async def test_large_streamed_body_arrives_whole(primary: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession) -> None:
-    """A 100 MB response streams through with every byte, in order."""
-    proxy = await start_proxy(primary.url)
+async def test_large_streamed_body_arrives_whole_with_bounded_memory(
+    primary: Backend, shadow: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """A 100 MB response streams through whole while mirrored, and Python allocations stay far below its size."""
+    import tracemalloc
+
+    proxy = await start_proxy(primary.url, shadow.url)
     size = 100 * 1024 * 1024
     received = 0
-    async with client.get(url_of(proxy) + f"/large?size={size}") as response:
-        assert response.headers["Content-Length"] == str(size)
-        async for chunk in response.content.iter_chunked(1 << 20):
-            received += len(chunk)
+    tracemalloc.start()
+    try:
+        async with client.get(url_of(proxy) + f"/large?size={size}") as response:
+            assert response.headers["Content-Length"] == str(size)
+            async for chunk in response.content.iter_chunked(1 << 20):
+                received += len(chunk)
+        await settle(proxy, timeout=30)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert received == size
+    assert peak < 32 * 1024 * 1024  # both legs kept at most compare.max_body_bytes (1 MiB) each
+    m = metrics(proxy)
+    assert m.value("shadowdiff_comparisons_total", outcome="match") == 1  # equal by streamed digest
 
 
 async def test_head_keeps_content_length_without_body(primary: Backend, start_proxy: StartProxy) -> None:
@@ -167,3 +180,23 @@ async def test_chunked_request_body_is_relayed(primary: Backend, start_proxy: St
     assert seen.body == b"hello world"
     assert seen.header("Content-Length") == "11"
     assert not seen.has("Transfer-Encoding")
+
+
+async def test_expect_100_continue_is_answered(primary: Backend, start_proxy: StartProxy) -> None:
+    """A client sending Expect: 100-continue gets 100 Continue before it sends the body, and the body arrives."""
+    import asyncio
+
+    proxy = await start_proxy(primary.url)
+    host, port = str(proxy.address).rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+        assert interim.startswith(b"HTTP/1.1 100 Continue")
+        writer.write(b"hello")
+        final = rawhttp.parse(await asyncio.wait_for(reader.read(), 5))
+    finally:
+        writer.close()
+    assert final.status == 200
+    assert primary.seen[-1].body == b"hello"
+    assert not primary.seen[-1].has("Expect")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -131,10 +132,8 @@ async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
         f"  metrics   {admin_url}/metrics\n\n"
     )
     stop = asyncio.Event()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers off the main thread
         loop = asyncio.get_running_loop()
-        import signal
-
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     sent = 0
@@ -169,7 +168,6 @@ async def _start_proxy(primary_url: str, shadow_url: str, tally: _Tally) -> Shad
             return service
         except OSError as exc:
             last_error = exc
-            await service.stop()
     assert last_error is not None
     raise last_error
 

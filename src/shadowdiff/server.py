@@ -166,7 +166,10 @@ class Proxy:
             response, observation = await self._relay(request, upstream, started, keep=observed is not None)
             return response
         finally:
-            upstream.release()
+            if observation is not None and observation.ok:
+                upstream.release()  # fully read: the connection goes back to the pool
+            else:
+                upstream.close()  # part of a body is still on the wire
             if observation is not None:
                 if observation.ok:
                     metrics.upstream_duration.labels("primary", route).observe(observation.elapsed)
@@ -240,9 +243,16 @@ class Proxy:
 
 
 async def _read_body(request: web.BaseRequest, limit: int) -> bytes | None:
-    """The whole request body, or None if it passes `limit` (reading stops there)."""
+    """The whole request body, or None if it passes `limit` (reading stops there).
+
+    A client waiting on `Expect: 100-continue` is told to go on first (aiohttp's
+    low-level server leaves that to the handler); curl waits a second otherwise.
+    """
     if not request.body_exists:
         return b""
+    if request.version == (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the real response has not started
     chunks, size = [], 0
     while True:
         chunk = await request.content.readany()

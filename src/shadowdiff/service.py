@@ -59,6 +59,14 @@ class ShadowDiff:
         self._admin: web.BaseRunner | None = None
 
     async def start(self) -> None:
+        """Open sessions and listeners; on failure (a port taken) close what was opened."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         await self.primary.start()
         await self.shadow.start()
@@ -87,15 +95,19 @@ class ShadowDiff:
         )
 
     async def stop(self) -> None:
+        """Stop accepting, finish client requests, drain shadow work, close. Idempotent."""
         self.ready = False
-        if self._traffic is not None:
-            await self._traffic.cleanup()  # stops accepting; waits for in-flight client requests
+        traffic, self._traffic = self._traffic, None
+        admin, self._admin = self._admin, None
+        if traffic is not None:
+            await traffic.cleanup()  # stops accepting; waits for in-flight client requests
         cancelled = await self.mirror.drain()
         await self.primary.close()
         await self.shadow.close()
-        if self._admin is not None:
-            await self._admin.cleanup()
-        log.event("info", "stopped", shadow_cancelled=cancelled)
+        if admin is not None:
+            await admin.cleanup()
+        if traffic is not None:
+            log.event("info", "stopped", shadow_cancelled=cancelled)
 
     @property
     def address(self) -> HostPort:
