@@ -10,6 +10,7 @@ reported under the key it overrides (`--primary` -> `primary.url`).
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -103,6 +104,29 @@ def _route_templates(value: tuple[str, ...]) -> str | None:
     return f"templates must start with '/', got {bad}" if bad else None
 
 
+def _json_path(value: str) -> str | None:
+    from shadowdiff.compare.paths import PathError, parse
+
+    try:
+        parse(value)
+    except PathError as exc:
+        return str(exc)
+    return None
+
+
+def _regex(value: str) -> str | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f"not a valid regular expression: {exc}"
+    return None
+
+
+def _lower_names(value: tuple[str, ...]) -> str | None:
+    bad = [v for v in value if _header_name(v)]
+    return f"must be header names, got {bad}" if bad else None
+
+
 def _setting(default: Any, check: Callable[[Any], str | None] | None = None, *, secret: bool = False) -> Any:
     """A config field: its default, an optional check, and whether to mask it."""
     meta = {"check": check, "secret": secret}
@@ -152,9 +176,57 @@ class MirrorConfig:
     drain_timeout: float = _setting(5.0, _non_negative)
 
 
+RULE_KINDS = ("ignore", "mask", "tolerance", "unordered", "ignore_header")
+_RULE_NEEDS = {"ignore": "path", "unordered": "path", "mask": "pattern", "ignore_header": "header"}
+_RULE_USES = {
+    "ignore": {"path"},
+    "unordered": {"path"},
+    "mask": {"pattern", "path"},
+    "tolerance": {"absolute", "relative", "path"},
+    "ignore_header": {"header"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    """One comparison rule. Every rule says why (`reason`); `routes` limits where it applies."""
+
+    kind: str = _setting("", _one_of(*RULE_KINDS))
+    reason: str = _setting("")
+    path: str | None = _setting(None, _json_path)
+    pattern: str | None = _setting(None, _regex)
+    header: str | None = _setting(None, _header_name)
+    absolute: float | None = _setting(None, _non_negative)
+    relative: float | None = _setting(None, _non_negative)
+    routes: tuple[str, ...] = _setting((), _route_templates)
+
+    def problems(self) -> list[str]:
+        """Problems that involve several keys, as `key: message` relative to this rule."""
+        if not self.kind:
+            return [f"kind: required, one of {', '.join(RULE_KINDS)}"]
+        out = []
+        if not self.reason.strip():
+            out.append("reason: required: say why this difference is acceptable")
+        needed = _RULE_NEEDS.get(self.kind)
+        if needed and getattr(self, needed) is None:
+            out.append(f"{needed}: required for kind {self.kind}")
+        if self.kind == "tolerance" and not (self.absolute or self.relative):
+            out.append("absolute: set absolute or relative (or both) above 0 for kind tolerance")
+        if self.kind == "ignore" and self.path == "$":
+            out.append("path: ignoring the whole body ('$') would hide every difference")
+        for key in ("path", "pattern", "header", "absolute", "relative"):
+            if getattr(self, key) is not None and key not in _RULE_USES[self.kind]:
+                out.append(f"{key}: not used by kind {self.kind}")
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class CompareConfig:
     max_body_bytes: int = _setting(1 * MiB, _non_negative)
+    max_decoded_bytes: int = _setting(8 * MiB, _non_negative)
+    offload_bytes: int = _setting(256 * 1024, _non_negative)
+    max_differences: int = _setting(20, _positive)
+    rules: tuple[RuleConfig, ...] = _setting(())
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +238,13 @@ class AdminConfig:
 class LoggingConfig:
     level: str = _setting("info", _one_of("debug", "info", "warning", "error"))
     access_log: bool = _setting(False)
+    max_value_chars: int = _setting(200, _positive)
+    redact_headers: tuple[str, ...] = _setting(
+        ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"), _lower_names
+    )
+    redact_fields: tuple[str, ...] = _setting(
+        ("password", "secret", "token", "access_token", "refresh_token", "api_key", "client_secret")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +321,7 @@ def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
     if not isinstance(raw, Mapping):
         problems.append(f"{path or '(top level)'}: must be a mapping, got {_kind(raw)}")
         return cls()
+    before = len(problems)
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
@@ -262,7 +342,11 @@ def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
             problems.append(f"{where}: {message}")
             continue
         values[name] = value
-    return cls(**values)
+    built = cls(**values)
+    check_whole = getattr(built, "problems", None)
+    if check_whole is not None and len(problems) == before:
+        problems.extend(f"{path}.{problem}" for problem in check_whole())
+    return built
 
 
 _INVALID = object()
@@ -278,6 +362,11 @@ def _convert(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         return None if value is None else _convert(inner[0], value, where, problems)
     if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if dataclasses.is_dataclass(item):
+            if not isinstance(value, list):
+                return bad("a list")
+            return tuple(_build(item, v, f"{where}[{i}]", problems) for i, v in enumerate(value))
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return bad("a list of strings")
         return tuple(value)
@@ -318,7 +407,9 @@ def _kind(value: Any) -> str:
 def to_mapping(config: Any, *, mask_secrets: bool = True) -> Any:
     """The effective config as plain data, secrets masked (for check-config)."""
     if not dataclasses.is_dataclass(config):
-        return list(config) if isinstance(config, tuple) else config
+        if isinstance(config, tuple):
+            return [to_mapping(item, mask_secrets=mask_secrets) for item in config]
+        return config
     out = {}
     for spec in dataclasses.fields(config):
         value = getattr(config, spec.name)

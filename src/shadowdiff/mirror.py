@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from shadowdiff.compare import Exchange, compare
+from shadowdiff.compare import Exchange
+from shadowdiff.comparator import Comparator
 from shadowdiff.config import MirrorConfig, ShadowConfig
 from shadowdiff.forward import CapturedRequest, Observation, Upstream
 from shadowdiff.metrics import Metrics, status_class
@@ -84,6 +85,7 @@ class Mirror:
         shadow: Upstream,
         metrics: Metrics,
         publisher: Publisher,
+        comparator: Comparator,
         compare_body_bytes: int,
     ) -> None:
         self.policy = MirrorPolicy(mirror_config)
@@ -92,6 +94,7 @@ class Mirror:
         self._shadow = shadow
         self._metrics = metrics
         self._publisher = publisher
+        self._comparator = comparator
         self._body_limit = compare_body_bytes
         self._tasks = TaskSet()
         self.in_flight = 0
@@ -129,9 +132,9 @@ class Mirror:
             if primary_observation is None or not primary_observation.ok:
                 return  # the primary's failure is counted on its own, never compared
             metrics.mirrored.labels(request.route).inc()
-            started = time.process_time()
-            comparison = compare(Exchange(request, primary_observation, shadow))
-            self._publisher.publish(comparison, time.process_time() - started)
+            started = time.perf_counter()
+            comparison = await self._comparator.compare(Exchange(request, primary_observation, shadow))
+            self._publisher.publish(comparison, time.perf_counter() - started)
         finally:
             self.in_flight -= 1
             metrics.shadow_in_flight.dec()

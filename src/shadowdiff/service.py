@@ -19,7 +19,8 @@ from shadowdiff.config import Config, HostPort, mask_url
 from shadowdiff.forward import Upstream
 from shadowdiff.metrics import Metrics
 from shadowdiff.mirror import Mirror
-from shadowdiff.publish import Publisher, Sink, log_sink, metrics_sink
+from shadowdiff.comparator import Comparator
+from shadowdiff.publish import LogSink, Publisher, Sink, metrics_sink
 from shadowdiff.routing import RouteTable
 from shadowdiff.server import Proxy
 
@@ -45,12 +46,14 @@ class ShadowDiff:
             total_timeout=config.shadow.timeout,  # shadow work is bounded end to end
             max_connections=config.mirror.max_in_flight,
         )
+        self.comparator = Comparator(config.compare)
         self.mirror = Mirror(
             config.mirror,
             config.shadow,
             shadow=self.shadow,
             metrics=self.metrics,
-            publisher=Publisher([metrics_sink(self.metrics), log_sink, *extra_sinks]),
+            publisher=Publisher([metrics_sink(self.metrics), LogSink(config.logging), *extra_sinks]),
+            comparator=self.comparator,
             compare_body_bytes=config.compare.max_body_bytes,
         )
         self.proxy = Proxy(config, metrics=self.metrics, routes=self.routes, primary=self.primary, mirror=self.mirror)
@@ -102,6 +105,7 @@ class ShadowDiff:
         if traffic is not None:
             await traffic.cleanup()  # stops accepting; waits for in-flight client requests
         cancelled = await self.mirror.drain()
+        self.comparator.close()
         await self.primary.close()
         await self.shadow.close()
         if admin is not None:

@@ -1,37 +1,52 @@
-"""compare(exchange) -> Comparison: status and body, byte for byte or by digest."""
+"""compare(exchange, rules, limits) -> Comparison: status, headers, body."""
 
 from __future__ import annotations
 
-from shadowdiff.compare.model import MATCH, MISMATCH, SHADOW_ERROR, Comparison, Difference, Exchange
-from shadowdiff.forward import Body
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from shadowdiff.compare.body import BodyResult, BodyView, Limits, compare_bodies
+from shadowdiff.compare.headers import header_differences
+from shadowdiff.compare.model import IGNORED, MATCH, MISMATCH, SHADOW_ERROR, Comparison, Difference, Exchange
+from shadowdiff.compare.rules import EMPTY, RuleSet
+from shadowdiff.forward import Body, Observation
+
+DEFAULT_LIMITS = Limits(max_decoded_bytes=8 * 1024 * 1024, max_differences=20)
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+_EMPTY_BODY = Body(size=0, data=b"")
 
 
-def compare(exchange: Exchange) -> Comparison:
+def compare(exchange: Exchange, rules: RuleSet = EMPTY, limits: Limits = DEFAULT_LIMITS) -> Comparison:
     """Compare the shadow's answer with the primary's (the primary must have answered)."""
-    primary, shadow = exchange.primary, exchange.shadow
-    if not shadow.ok:
+    if not exchange.shadow.ok:
         return Comparison(exchange, SHADOW_ERROR)
+    body = compare_bodies(body_view(exchange.primary), body_view(exchange.shadow), rules, limits)
+    return assemble(exchange, rules, limits, body)
+
+
+def body_view(observation: Observation) -> BodyView:
+    headers = observation.headers or _NO_HEADERS
+    return BodyView(
+        observation.body or _EMPTY_BODY,
+        headers.get("Content-Type", ""),
+        headers.get("Content-Encoding", ""),
+    )
+
+
+def assemble(exchange: Exchange, rules: RuleSet, limits: Limits, body: BodyResult) -> Comparison:
+    """The verdict from the status, the headers, and an already computed body result."""
+    primary, shadow = exchange.primary, exchange.shadow
     differences: list[Difference] = []
     if primary.status != shadow.status:
         differences.append(Difference("status", "status", "changed", primary.status, shadow.status))
-    differences.extend(_body_differences(primary.body, shadow.body))
-    return Comparison(exchange, MISMATCH if differences else MATCH, tuple(differences))
-
-
-def _body_differences(primary: Body | None, shadow: Body | None) -> list[Difference]:
-    if primary is None or shadow is None:
-        return []
-    if primary.size != shadow.size:
-        return [Difference("body", "$", "changed", f"{primary.size} bytes", f"{shadow.size} bytes")]
-    if primary.data is not None and shadow.data is not None:
-        if primary.data == shadow.data:
-            return []
-        return [Difference("body", "$", "changed", _excerpt(primary.data), _excerpt(shadow.data))]
-    if primary.digest != shadow.digest:
-        return [Difference("body", "$", "changed", f"sha256:{primary.digest}", f"sha256:{shadow.digest}")]
-    return []
-
-
-def _excerpt(data: bytes, limit: int = 120) -> str:
-    text = data[:limit].decode("utf-8", "replace")
-    return text + ("..." if len(data) > limit else "")
+    headers, excused_headers = header_differences(
+        primary.headers or _NO_HEADERS, shadow.headers or _NO_HEADERS, rules, bodies_equal=body.decoded_equal
+    )
+    differences.extend(headers)
+    differences.extend(body.differences)
+    if differences:
+        outcome = MISMATCH
+    elif body.excused or excused_headers:
+        outcome = IGNORED
+    else:
+        outcome = MATCH
+    return Comparison(exchange, outcome, tuple(differences[: limits.max_differences]), oversized=body.oversized)

@@ -41,12 +41,13 @@ class Difference:
 class Comparison:
     """The verdict on one exchange.
 
-    `differences` are the ones that count; `excused` are the ones a rule excused.
-    Outcome is mismatch if any count, ignored if all were excused, match if there
-    were none, shadow_error if the shadow gave nothing to compare.
+    Outcome is mismatch if any difference counts, ignored if differences existed
+    and rules excused all of them, match if there were none, shadow_error if the
+    shadow gave nothing to compare. `oversized` names the sides whose decoded
+    body passed compare.max_decoded_bytes (compared as sent instead).
     """
 
     exchange: Exchange
     outcome: str
     differences: tuple[Difference, ...] = ()
-    excused: tuple[Difference, ...] = ()
+    oversized: tuple[str, ...] = ()

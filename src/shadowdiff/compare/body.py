@@ -1,0 +1,181 @@
+"""Body comparison: bytes, then decoded content, then JSON, text or binary.
+
+`compare_bodies()` is a pure function of plain, picklable values so that large
+bodies can be compared in a worker process with exactly the same code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+
+from shadowdiff.compare.decode import TooLarge, Undecodable, decode
+from shadowdiff.compare.jsondiff import Walk, canonical, normalize
+from shadowdiff.compare.model import Difference
+from shadowdiff.compare.rules import MASKED, RuleSet
+from shadowdiff.forward import Body
+
+_TEXT_TYPES = ("text/", "xml", "javascript", "html", "csv", "yaml", "x-www-form-urlencoded")
+
+
+@dataclass(frozen=True, slots=True)
+class BodyView:
+    """One side's body with the two headers that say how to read it."""
+
+    body: Body
+    content_type: str
+    content_encoding: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_decoded_bytes: int
+    max_differences: int
+
+
+@dataclass(frozen=True, slots=True)
+class BodyResult:
+    differences: tuple[Difference, ...] = ()
+    excused: bool = False  # differences existed and every one was excused by a rule
+    decoded_equal: bool = False  # the content is the same (encodings aside)
+    oversized: tuple[str, ...] = ()  # "primary" / "shadow": decoding passed the cap
+
+
+def compare_bodies(primary: BodyView, shadow: BodyView, rules: RuleSet, limits: Limits) -> BodyResult:
+    p, s = primary.body, shadow.body
+    if p.data is None or s.data is None:
+        return _by_digest(p, s)
+    if p.data == s.data and primary.content_encoding == shadow.content_encoding:
+        return BodyResult(decoded_equal=True)  # the common case: no parsing at all
+    oversized = []
+    p_data = _decoded(p.data, primary.content_encoding, limits, "primary", oversized)
+    s_data = _decoded(s.data, shadow.content_encoding, limits, "shadow", oversized)
+    if oversized or p_data is None or s_data is None:
+        # Compare what was sent, as bytes: never expand a bomb to look inside it.
+        return BodyResult(_bytes_differences(p.data, s.data), oversized=tuple(oversized))
+    if p_data == s_data:
+        return BodyResult(decoded_equal=True)
+    if _looks_json(primary.content_type, p_data) or _looks_json(shadow.content_type, s_data):
+        return _compare_json(p_data, s_data, rules, limits)
+    if _looks_text(primary.content_type, p_data) and _looks_text(shadow.content_type, s_data):
+        return _compare_text(p_data, s_data, rules, limits)
+    return BodyResult(_bytes_differences(p_data, s_data))
+
+
+def _decoded(data: bytes, encoding: str, limits: Limits, side: str, oversized: list[str]) -> bytes | None:
+    try:
+        return decode(data, encoding, limits.max_decoded_bytes)
+    except TooLarge:
+        oversized.append(side)
+    except Undecodable:
+        pass
+    return None
+
+
+def _by_digest(p: Body, s: Body) -> BodyResult:
+    def summary(body: Body) -> str:
+        digest = body.digest or hashlib.sha256(body.data or b"").hexdigest()
+        return f"sha256:{digest[:16]}... ({body.size} bytes)"
+
+    same = p.size == s.size and (p.digest or "") == (s.digest or "") and p.digest is not None
+    if same:
+        return BodyResult(decoded_equal=True)
+    return BodyResult((Difference("body", "$", "changed", summary(p), summary(s)),))
+
+
+def _bytes_differences(a: bytes, b: bytes) -> tuple[Difference, ...]:
+    if a == b:
+        return ()
+    return (Difference("body", "$", "changed", _digest(a), _digest(b)),)
+
+
+def _digest(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()[:16]}... ({len(data)} bytes)"
+
+
+def _looks_json(content_type: str, data: bytes) -> bool:
+    if "json" in content_type.lower():
+        return True
+    head = data[:64].lstrip()
+    return head[:1] in (b"{", b"[")
+
+
+def _looks_text(content_type: str, data: bytes) -> bool:
+    kind = content_type.lower()
+    if any(marker in kind for marker in _TEXT_TYPES):
+        return True
+    if b"\0" in data[:4096]:
+        return False
+    try:
+        data[:4096].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > 4090  # a multi-byte character cut at the sample's edge
+    return True
+
+
+def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) -> BodyResult:
+    try:
+        a = orjson.loads(a_raw)
+    except orjson.JSONDecodeError:
+        a = _NOT_JSON
+    try:
+        b = orjson.loads(b_raw)
+    except orjson.JSONDecodeError:
+        b = _NOT_JSON
+    if a is _NOT_JSON or b is _NOT_JSON:
+        if a is _NOT_JSON and b is _NOT_JSON:
+            return _compare_text(a_raw, b_raw, rules, limits)
+        return BodyResult(
+            (Difference("body", "$", "type_changed", _kind_of(a, a_raw), _kind_of(b, b_raw)),)
+        )
+    if a == b:
+        # Equal to Python; JSON may still tell true from 1, or 1 from 1.0.
+        if canonical(a) == canonical(b):
+            return BodyResult(decoded_equal=True)
+        walk = Walk(rules, limits.max_differences, strict=True).run(a, b)
+        return BodyResult(tuple(walk.differences), excused=bool(walk.excused and not walk.differences))
+    a, b = normalize(a, rules), normalize(b, rules)
+    walk = Walk(rules, limits.max_differences).run(a, b)
+    if walk.differences:
+        return BodyResult(tuple(walk.differences))
+    return BodyResult(excused=True)  # they differed, and the rules account for all of it
+
+
+_NOT_JSON = object()
+
+
+def _kind_of(value: object, raw: bytes) -> str:
+    if value is _NOT_JSON:
+        return "not JSON: " + raw[:60].decode("utf-8", "replace")
+    return "JSON"
+
+
+def _compare_text(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) -> BodyResult:
+    a, b = a_raw.decode("utf-8", "replace"), b_raw.decode("utf-8", "replace")
+    if a == b:  # the bytes differ only where they are not UTF-8
+        return BodyResult(_bytes_differences(a_raw, b_raw))
+    for mask in rules.masks:
+        if not mask.where:  # a path means a JSON field; in text only whole-body masks apply
+            a, b = mask.regex.sub(MASKED, a), mask.regex.sub(MASKED, b)
+    if a == b:
+        return BodyResult(excused=True)
+    return BodyResult(_line_differences(a.splitlines(), b.splitlines(), limits.max_differences))
+
+
+def _line_differences(a: list[str], b: list[str], limit: int) -> tuple[Difference, ...]:
+    """One difference per changed hunk: `line N`, with the old and new lines."""
+    out = []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        kind = {"replace": "changed", "delete": "removed", "insert": "added"}[tag]
+        old = "\n".join(a[i1:i2]) if i2 > i1 else None
+        new = "\n".join(b[j1:j2]) if j2 > j1 else None
+        out.append(Difference("body", f"line {i1 + 1}", kind, old, new))
+        if len(out) >= limit:
+            break
+    return tuple(out)

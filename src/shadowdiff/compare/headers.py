@@ -1,0 +1,77 @@
+"""Header comparison: by name, case-insensitively, skipping what is volatile by nature."""
+
+from __future__ import annotations
+
+from http.cookies import CookieError, SimpleCookie
+
+from multidict import CIMultiDictProxy
+
+from shadowdiff.compare.model import Difference
+from shadowdiff.compare.rules import RuleSet
+from shadowdiff.headers import HOP_BY_HOP
+
+# Never compared: they differ on every response without saying anything about it.
+VOLATILE = frozenset(
+    {
+        "date", "age", "expires", "last-modified", "server-timing", "via",
+        "x-request-id", "request-id", "x-correlation-id", "correlation-id",
+        "traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid",
+        "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "uber-trace-id",
+        "x-amzn-trace-id", "x-amzn-requestid", "x-cloud-trace-context",
+        "x-datadog-trace-id", "x-datadog-parent-id", "x-envoy-upstream-service-time",
+        "x-runtime", "x-response-time", "cf-ray", "x-served-by", "x-timer",
+    }
+)  # fmt: skip
+_FRAMING = frozenset({name.lower() for name in HOP_BY_HOP})
+
+
+def header_differences(
+    primary: CIMultiDictProxy[str], shadow: CIMultiDictProxy[str], rules: RuleSet, *, bodies_equal: bool
+) -> tuple[list[Difference], int]:
+    """(differences that count, how many a rule excused)."""
+    skip = VOLATILE | _FRAMING | {"set-cookie"}
+    if bodies_equal:
+        skip = skip | {"content-length"}  # encodings aside, the content is the same
+    names = sorted(({n.lower() for n in primary} | {n.lower() for n in shadow}) - skip)
+    differences: list[Difference] = []
+    for name in names:
+        a = ", ".join(primary.getall(name, ())) or None
+        b = ", ".join(shadow.getall(name, ())) or None
+        if a != b:
+            differences.append(Difference("header", name, _kind(a, b), a, b))
+    differences.extend(_cookie_differences(primary, shadow))
+    counted = [d for d in differences if _header_of(d) not in rules.ignore_headers]
+    return counted, len(differences) - len(counted)
+
+
+def _header_of(difference: Difference) -> str:
+    return difference.path.split(":", 1)[0]
+
+
+def _kind(a: str | None, b: str | None) -> str:
+    if a is None:
+        return "added"
+    if b is None:
+        return "removed"
+    return "changed"
+
+
+def _cookie_differences(primary: CIMultiDictProxy[str], shadow: CIMultiDictProxy[str]) -> list[Difference]:
+    """Set-Cookie: which cookies are set is compared; their values (sessions, tokens) are not."""
+    a, b = _cookie_names(primary), _cookie_names(shadow)
+    out = [Difference("header", f"set-cookie:{name}", "removed", "set", None) for name in sorted(a - b)]
+    out += [Difference("header", f"set-cookie:{name}", "added", None, "set") for name in sorted(b - a)]
+    return out
+
+
+def _cookie_names(headers: CIMultiDictProxy[str]) -> set[str]:
+    names = set()
+    for value in headers.getall("Set-Cookie", ()):
+        cookie = SimpleCookie()
+        try:
+            cookie.load(value)
+        except CookieError:
+            names.add(value.split("=", 1)[0].strip())
+            continue
+        names.update(cookie.keys())
+    return names

@@ -1,0 +1,142 @@
+"""Structural JSON comparison: normalise by the rules, then walk both trees together.
+
+The walk descends only where the two sides differ: equal subtrees are skipped with
+one C-level `==`, so the cost follows the number of differences, not the size of
+the document (a 1 MB body with three differences costs about as much as parsing it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from shadowdiff.compare import paths
+from shadowdiff.compare.model import Difference
+from shadowdiff.compare.paths import ANY_INDEX, ANY_KEY, Pattern
+from shadowdiff.compare.rules import MASKED, RuleSet
+
+IGNORED = "<ignored>"
+_NUMBER = (int, float)
+
+
+def normalize(value: Any, rules: RuleSet) -> Any:
+    """Apply ignore, mask and unordered rules to a parsed body (in place where possible)."""
+    for pattern in rules.ignore:
+        value = _at(value, pattern, _drop)
+    for mask in rules.masks:
+        value = _at(value, mask.where or (), lambda v, regex=mask.regex: _mask(v, regex))
+    for pattern in rules.unordered:
+        value = _at(value, pattern, _sort)
+    return value
+
+
+_DROP = object()
+
+
+def _drop(value: Any) -> Any:
+    return _DROP
+
+
+def _mask(value: Any, regex: Any) -> Any:
+    if isinstance(value, str):
+        return regex.sub(MASKED, value)
+    if isinstance(value, dict):
+        return {k: _mask(v, regex) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, regex) for v in value]
+    return value
+
+
+def _sort(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    return sorted(value, key=lambda item: orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
+
+
+def _at(node: Any, pattern: Pattern, fn: Callable[[Any], Any]) -> Any:
+    """Replace every value matching `pattern` under `node` by fn(value); _DROP removes it."""
+    if not pattern:
+        return fn(node)
+    head, rest = pattern[0], pattern[1:]
+    if isinstance(node, dict) and isinstance(head, str) and head != ANY_INDEX:
+        keys = list(node) if head == ANY_KEY else ([head] if head in node else [])
+        for key in keys:
+            new = _at(node[key], rest, fn)
+            if new is _DROP:
+                del node[key]
+            else:
+                node[key] = new
+    elif isinstance(node, list) and (head == ANY_INDEX or isinstance(head, int)):
+        indexes = range(len(node)) if head == ANY_INDEX else ([head] if head < len(node) else [])
+        for index in indexes:
+            new = _at(node[index], rest, fn)
+            node[index] = IGNORED if new is _DROP else new  # keep later indexes where they were
+    return node
+
+
+class Walk:
+    """Collects differences between two parsed documents, up to `limit`."""
+
+    def __init__(self, rules: RuleSet, limit: int, *, strict: bool = False) -> None:
+        self.rules = rules
+        self.limit = limit
+        self.strict = strict  # descend even into `==` subtrees (True == 1 in Python, not in JSON)
+        self.differences: list[Difference] = []
+        self.excused = 0
+
+    def run(self, a: Any, b: Any) -> Walk:
+        self._walk(a, b, ())
+        return self
+
+    def _add(self, path: Sequence[str | int], kind: str, a: Any, b: Any) -> None:
+        if len(self.differences) < self.limit:
+            self.differences.append(Difference("body", paths.format_path(path), kind, a, b))
+
+    def _walk(self, a: Any, b: Any, path: tuple[str | int, ...]) -> None:
+        if len(self.differences) >= self.limit:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key, value in a.items():
+                if key not in b:
+                    self._add((*path, key), "removed", value, None)
+                elif self.strict or value != b[key] or not _same_kind(value, b[key]):
+                    self._walk(value, b[key], (*path, key))
+            for key, value in b.items():
+                if key not in a:
+                    self._add((*path, key), "added", None, value)
+        elif isinstance(a, list) and isinstance(b, list):
+            for index, (x, y) in enumerate(zip(a, b)):
+                if self.strict or x != y or not _same_kind(x, y):
+                    self._walk(x, y, (*path, index))
+            for index in range(len(b), len(a)):
+                self._add((*path, index), "removed", a[index], None)
+            for index in range(len(a), len(b)):
+                self._add((*path, index), "added", None, b[index])
+        elif _is_number(a) and _is_number(b):
+            if a != b:
+                tolerance = self.rules.tolerance_for(path)
+                if tolerance is not None and tolerance.allows(a, b):
+                    self.excused += 1
+                else:
+                    self._add(path, "changed", a, b)
+        elif not _same_kind(a, b):
+            self._add(path, "type_changed", a, b)
+        elif a != b:
+            self._add(path, "changed", a, b)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, _NUMBER) and not isinstance(value, bool)
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    """JSON type equality: int and float are both numbers; bool is not a number."""
+    if _is_number(a) and _is_number(b):
+        return True
+    return type(a) is type(b)
+
+
+def canonical(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)

@@ -1,0 +1,90 @@
+"""Field paths in `$.a.b[*].c` syntax: parsing patterns, matching, formatting.
+
+A concrete path is a tuple of keys (str) and indexes (int). A pattern is a tuple
+of segments: a key, an index, `ANY_INDEX` (`[*]`) or `ANY_KEY` (`.*`).
+Keys that are not identifiers are written `['odd key']`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+ANY_INDEX = "[*]"
+ANY_KEY = ".*"
+
+Path = tuple[str | int, ...]
+Pattern = tuple[str | int, ...]
+
+_TOKEN = re.compile(
+    r"""\.(?P<key>[A-Za-z_$@][\w$@-]*)      # .name
+      | \.(?P<star>\*)                     # .*
+      | \[(?P<index>\d+)\]                  # [3]
+      | \[(?P<all>\*)\]                     # [*]
+      | \[(?P<q>['"])(?P<quoted>.*?)(?P=q)\]   # ['odd key']
+    """,
+    re.VERBOSE,
+)
+_IDENTIFIER = re.compile(r"^[A-Za-z_$@][\w$@-]*$")
+
+
+class PathError(ValueError):
+    pass
+
+
+def parse(text: str) -> Pattern:
+    """`$.items[*].id` -> ("items", ANY_INDEX, "id"). Raises PathError."""
+    if not text.startswith("$"):
+        raise PathError(f"must start with '$', got {text!r}")
+    segments: list[str | int] = []
+    pos = 1
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise PathError(f"cannot read {text[pos:]!r} in {text!r} (use $.a.b[0], [*], .* or ['key'])")
+        if match["key"] is not None:
+            segments.append(match["key"])
+        elif match["star"] is not None:
+            segments.append(ANY_KEY)
+        elif match["index"] is not None:
+            segments.append(int(match["index"]))
+        elif match["all"] is not None:
+            segments.append(ANY_INDEX)
+        else:
+            segments.append(match["quoted"])
+        pos = match.end()
+    return tuple(segments)
+
+
+def matches(pattern: Pattern, path: Sequence[str | int]) -> bool:
+    """Whether a concrete path matches a pattern exactly (same length)."""
+    if len(pattern) != len(path):
+        return False
+    for want, have in zip(pattern, path):
+        if want == ANY_INDEX:
+            if not isinstance(have, int):
+                return False
+        elif want == ANY_KEY:
+            if not isinstance(have, str):
+                return False
+        elif want != have or isinstance(want, int) != isinstance(have, int):
+            return False
+    return True
+
+
+def is_prefix(pattern: Pattern, path: Sequence[str | int]) -> bool:
+    """Whether `path` could still lead to a match of `pattern` (a prefix of it)."""
+    return len(path) <= len(pattern) and matches(pattern[: len(path)], path)
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """("items", 0, "id") -> "$.items[0].id"."""
+    out = ["$"]
+    for segment in path:
+        if isinstance(segment, int):
+            out.append(f"[{segment}]")
+        elif _IDENTIFIER.match(segment):
+            out.append(f".{segment}")
+        else:
+            out.append("['" + segment.replace("'", "\\'") + "']")
+    return "".join(out)
