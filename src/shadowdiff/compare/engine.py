@@ -38,8 +38,9 @@ def assemble(exchange: Exchange, rules: RuleSet, limits: Limits, body: BodyResul
     differences: list[Difference] = []
     if primary.status != shadow.status:
         differences.append(Difference("status", "status", "changed", primary.status, shadow.status))
+    bodiless = exchange.request.method == "HEAD" or primary.status == 304
     headers, excused_headers = header_differences(
-        primary.headers or _NO_HEADERS, shadow.headers or _NO_HEADERS, rules, bodies_equal=body.decoded_equal
+        primary.headers or _NO_HEADERS, shadow.headers or _NO_HEADERS, rules, bodiless=bodiless
     )
     differences.extend(headers)
     differences.extend(body.differences)

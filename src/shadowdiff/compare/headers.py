@@ -26,12 +26,18 @@ _FRAMING = frozenset({name.lower() for name in HOP_BY_HOP})
 
 
 def header_differences(
-    primary: CIMultiDictProxy[str], shadow: CIMultiDictProxy[str], rules: RuleSet, *, bodies_equal: bool
+    primary: CIMultiDictProxy[str], shadow: CIMultiDictProxy[str], rules: RuleSet, *, bodiless: bool
 ) -> tuple[list[Difference], int]:
-    """(differences that count, how many a rule excused)."""
+    """(differences that count, how many a rule excused).
+
+    Content-Length is derived from the body: where there is a body it says nothing
+    the body comparison does not (equal content under another encoding, or a body
+    difference already reported). It is compared only for answers without a body
+    (HEAD, 304), where it is the one sign of what the body would have been.
+    """
     skip = VOLATILE | _FRAMING | {"set-cookie"}
-    if bodies_equal:
-        skip = skip | {"content-length"}  # encodings aside, the content is the same
+    if not bodiless:
+        skip = skip | {"content-length"}
     names = sorted(({n.lower() for n in primary} | {n.lower() for n in shadow}) - skip)
     differences: list[Difference] = []
     for name in names:

@@ -1,0 +1,301 @@
+"""The comparison step with plain values: every rule type and content type, no sockets or clocks."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from typing import Any
+
+import brotli
+import orjson
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from shadowdiff.compare import Exchange, compare
+from shadowdiff.compare.body import Limits
+from shadowdiff.compare.model import IGNORED, MATCH, MISMATCH, SHADOW_ERROR
+from shadowdiff.compare.rules import EMPTY, Rules, compile_rules
+from shadowdiff.config import RuleConfig
+from shadowdiff.forward import Body, BodyCapture, CapturedRequest, Observation
+
+LIMITS = Limits(max_decoded_bytes=64 * 1024, max_differences=20)
+JSON = {"Content-Type": "application/json"}
+
+
+def request(route: str = "/r") -> CapturedRequest:
+    return CapturedRequest(
+        method="GET", target="/r", path="/r", route=route, request_id="id",
+        headers=CIMultiDictProxy(CIMultiDict()), body=b"", client_host="",
+    )  # fmt: skip
+
+
+def seen(upstream: str, body: bytes | Any = b"", status: int = 200, headers: Any = None, limit: int = 1 << 20) -> Observation:
+    if not isinstance(body, bytes):
+        body = orjson.dumps(body)
+        headers = {**JSON, **(headers or {})}
+    capture = BodyCapture(limit)
+    capture.feed(body)
+    return Observation(
+        upstream, 0.001, status=status, headers=CIMultiDictProxy(CIMultiDict(headers or {})), body=capture.result()
+    )
+
+
+def run(primary: Observation, shadow: Observation, *rules: RuleConfig, route: str = "/r"):
+    ruleset = Rules(rules).for_route(route)
+    return compare(Exchange(request(route), primary, shadow), ruleset, LIMITS)
+
+
+def rule(kind: str, **fields: Any) -> RuleConfig:
+    return RuleConfig(kind=kind, reason="test", **fields)
+
+
+def diffs(comparison) -> list[tuple[str, str, str]]:
+    return [(d.part, d.path, d.kind) for d in comparison.differences]
+
+
+# -- outcomes --------------------------------------------------------------------
+
+
+def test_identical_answers_match() -> None:
+    """Byte-identical status, headers and body are a match."""
+    assert run(seen("primary", {"a": 1}), seen("shadow", {"a": 1})).outcome == MATCH
+
+
+def test_formatting_only_differences_match() -> None:
+    """Key order and whitespace are not differences in JSON."""
+    comparison = run(seen("primary", b'{"a": 1, "b": [1, 2]}', headers=JSON), seen("shadow", b'{"b":[1,2],"a":1}', headers=JSON))
+    assert comparison.outcome == MATCH
+
+
+def test_failed_shadow_is_a_shadow_error() -> None:
+    """A shadow that gave no response is shadow_error, with no differences."""
+    failed = Observation("shadow", 1.0, error="timeout")
+    comparison = run(seen("primary", {"a": 1}), failed)
+    assert (comparison.outcome, comparison.differences) == (SHADOW_ERROR, ())
+
+
+def test_status_difference() -> None:
+    """A 500 where the primary said 200 is a mismatch on the status part."""
+    comparison = run(seen("primary", {"a": 1}), seen("shadow", {"a": 1}, status=500))
+    assert comparison.outcome == MISMATCH
+    assert diffs(comparison) == [("status", "status", "changed")]
+    assert (comparison.differences[0].primary, comparison.differences[0].shadow) == (200, 500)
+
+
+# -- JSON ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ({"a": 1}, {"a": 2}, [("body", "$.a", "changed")]),
+        ({"a": 1}, {"a": 1, "b": 2}, [("body", "$.b", "added")]),
+        ({"a": 1, "b": 2}, {"a": 1}, [("body", "$.b", "removed")]),
+        ({"a": 1}, {"a": "1"}, [("body", "$.a", "type_changed")]),
+        ({"a": True}, {"a": 1}, [("body", "$.a", "type_changed")]),
+        ({"a": None}, {"a": {}}, [("body", "$.a", "type_changed")]),
+        ({"x": {"y": [1, 2, 3]}}, {"x": {"y": [1, 5, 3]}}, [("body", "$.x.y[1]", "changed")]),
+        ([1, 2], [1, 2, 3], [("body", "$[2]", "added")]),
+        ({"odd key": 1}, {"odd key": 2}, [("body", "$['odd key']", "changed")]),
+        ({"a": {"b": 1}, "c": 1}, {"a": {"b": 2}, "c": 2}, [("body", "$.a.b", "changed"), ("body", "$.c", "changed")]),
+    ],
+)
+def test_json_difference_kinds(a: Any, b: Any, expected: list) -> None:
+    """Each JSON change is reported at its $-path with its kind in plain words."""
+    comparison = run(seen("primary", a), seen("shadow", b))
+    assert comparison.outcome == MISMATCH
+    assert diffs(comparison) == expected
+
+
+def test_int_and_float_of_equal_value_match() -> None:
+    """1 and 1.0 are the same JSON number."""
+    assert run(seen("primary", b'{"a": 1}', headers=JSON), seen("shadow", b'{"a": 1.0}', headers=JSON)).outcome == MATCH
+
+
+def test_json_versus_not_json() -> None:
+    """A shadow answering HTML where the primary answered JSON is one type_changed at $."""
+    comparison = run(seen("primary", {"a": 1}), seen("shadow", b"<html>oops</html>", headers=JSON))
+    assert diffs(comparison) == [("body", "$", "type_changed")]
+
+
+def test_differences_are_capped() -> None:
+    """No more than max_differences are listed, however many there are."""
+    comparison = run(seen("primary", {f"k{i}": i for i in range(100)}), seen("shadow", {f"k{i}": -i - 1 for i in range(100)}))
+    assert len(comparison.differences) == LIMITS.max_differences
+
+
+# -- rules -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "rules", "outcome"),
+    [
+        ({"meta": {"at": "10:00"}, "v": 1}, {"meta": {"at": "10:01"}, "v": 1}, [rule("ignore", path="$.meta.at")], IGNORED),
+        ({"items": [{"id": 1, "v": 1}]}, {"items": [{"id": 2, "v": 1}]}, [rule("ignore", path="$.items[*].id")], IGNORED),
+        ({"items": [{"id": 1, "v": 1}]}, {"items": [{"id": 2, "v": 2}]}, [rule("ignore", path="$.items[*].id")], MISMATCH),
+        ({"x": {"a": 1}}, {"x": {"a": 2}}, [rule("ignore", path="$.*.a")], IGNORED),
+        ({"l": [1, 2]}, {"l": [9, 2]}, [rule("ignore", path="$.l[0]")], IGNORED),
+        ({"id": "a1b2c3d4-0000-1111-2222-333344445555"}, {"id": "ffffffff-0000-1111-2222-333344445555"},
+         [rule("mask", pattern=r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")], IGNORED),
+        ({"at": "2026-01-01T10:00:00Z", "n": "x"}, {"at": "2026-01-01T10:00:07Z", "n": "x"},
+         [rule("mask", pattern=r"\d{4}-\d\d-\d\dT[\d:.]+Z", path="$.at")], IGNORED),
+        ({"s": 0.8123}, {"s": 0.8127}, [rule("tolerance", absolute=0.001)], IGNORED),
+        ({"s": 0.8123}, {"s": 0.8200}, [rule("tolerance", absolute=0.001)], MISMATCH),
+        ({"s": 1000.0}, {"s": 1009.0}, [rule("tolerance", relative=0.01)], IGNORED),
+        ({"s": 1000.0}, {"s": 1011.0}, [rule("tolerance", relative=0.01)], MISMATCH),
+        ({"items": [{"score": 0.5}], "total": 1.0}, {"items": [{"score": 0.5004}], "total": 1.0004},
+         [rule("tolerance", absolute=0.001, path="$.items[*].score")], MISMATCH),
+        ({"tags": ["a", "b", "c"]}, {"tags": ["c", "a", "b"]}, [rule("unordered", path="$.tags")], IGNORED),
+        ({"tags": [{"k": 1}, {"k": 2}]}, {"tags": [{"k": 2}, {"k": 1}]}, [rule("unordered", path="$.tags")], IGNORED),
+        ({"tags": ["a", "b"]}, {"tags": ["b", "c"]}, [rule("unordered", path="$.tags")], MISMATCH),
+        ({"tags": ["a", "b"]}, {"tags": ["b", "a"]}, [], MISMATCH),
+    ],
+)
+def test_rule_table(a: Any, b: Any, rules: list[RuleConfig], outcome: str) -> None:
+    """Ignore, mask, tolerance (absolute, relative, scoped) and unordered rules excuse exactly what they cover."""
+    assert run(seen("primary", a), seen("shadow", b), *rules).outcome == outcome
+
+
+def test_tolerance_scoped_to_a_path_reports_the_rest() -> None:
+    """A tolerance on $.items[*].score excuses the score but still reports $.total."""
+    comparison = run(
+        seen("primary", {"items": [{"score": 0.5}], "total": 1.0}),
+        seen("shadow", {"items": [{"score": 0.5004}], "total": 1.0004}),
+        rule("tolerance", absolute=0.001, path="$.items[*].score"),
+    )
+    assert diffs(comparison) == [("body", "$.total", "changed")]
+
+
+def test_rules_scoped_to_routes() -> None:
+    """A rule with routes applies on those routes only."""
+    scoped = rule("ignore", path="$.at", routes=("/orders/{id}",))
+    a, b = {"at": 1}, {"at": 2}
+    assert run(seen("primary", a), seen("shadow", b), scoped, route="/orders/{id}").outcome == IGNORED
+    assert run(seen("primary", a), seen("shadow", b), scoped, route="/users/{id}").outcome == MISMATCH
+
+
+# -- headers ---------------------------------------------------------------------
+
+
+def test_volatile_headers_are_not_compared() -> None:
+    """Date, tracing and request-id headers differing is still a match, not 'ignored'."""
+    p = seen("primary", {"a": 1}, headers={"Date": "Mon", "X-Request-Id": "1", "traceparent": "00-a", "Age": "1"})
+    s = seen("shadow", {"a": 1}, headers={"Date": "Tue", "X-Request-Id": "2", "traceparent": "00-b"})
+    assert run(p, s).outcome == MATCH
+
+
+def test_header_differences_by_name_case_insensitively() -> None:
+    """Headers are compared by lower-cased name: changed, added and removed."""
+    p = seen("primary", b"x", headers={"Cache-Control": "no-cache", "X-Old": "1"})
+    s = seen("shadow", b"x", headers={"cache-control": "max-age=60", "X-New": "1"})
+    assert diffs(run(p, s)) == [
+        ("header", "cache-control", "changed"),
+        ("header", "x-new", "added"),
+        ("header", "x-old", "removed"),
+    ]
+
+
+def test_ignore_header_rule_makes_it_ignored() -> None:
+    """A header excused by an ignore_header rule turns the outcome into ignored."""
+    p = seen("primary", b"x", headers={"Server": "gunicorn"})
+    s = seen("shadow", b"x", headers={"Server": "uvicorn"})
+    assert run(p, s).outcome == MISMATCH
+    assert run(p, s, rule("ignore_header", header="Server")).outcome == IGNORED
+
+
+def test_set_cookie_presence_compared_not_values() -> None:
+    """Different session values are fine; a cookie the shadow stopped setting is a difference."""
+    p = seen("primary", b"x", headers=CIMultiDict([("Set-Cookie", "sid=abc; Path=/"), ("Set-Cookie", "theme=dark")]))
+    same = seen("shadow", b"x", headers=CIMultiDict([("Set-Cookie", "sid=xyz; Path=/"), ("Set-Cookie", "theme=light")]))
+    fewer = seen("shadow", b"x", headers=CIMultiDict([("Set-Cookie", "sid=xyz; Path=/")]))
+    assert run(p, same).outcome == MATCH
+    assert diffs(run(p, fewer)) == [("header", "set-cookie:theme", "removed")]
+
+
+def test_content_length_is_not_a_second_body_difference() -> None:
+    """Gzip vs identity with equal content: Content-Encoding differs, Content-Length is not reported."""
+    raw = b'{"a": 1}'
+    packed = gzip.compress(raw)
+    p = seen("primary", packed, headers={**JSON, "Content-Encoding": "gzip", "Content-Length": str(len(packed))})
+    s = seen("shadow", raw, headers={**JSON, "Content-Length": str(len(raw))})
+    assert diffs(run(p, s)) == [("header", "content-encoding", "removed")]
+
+
+# -- encodings, text, binary, size ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", lambda b: gzip.compress(b)),
+        ("deflate", zlib.compress),
+        ("deflate", lambda b: zlib.compress(b)[2:-4]),  # raw deflate, as some servers send it
+        ("br", brotli.compress),
+    ],
+)
+def test_encoded_bodies_are_compared_decoded(encoding: str, encode) -> None:
+    """Bodies are decoded per Content-Encoding before comparing: the JSON difference inside is found."""
+    headers = {**JSON, "Content-Encoding": encoding}
+    p = seen("primary", encode(b'{"a": 1, "b": 2}'), headers=headers)
+    s = seen("shadow", encode(b'{"a": 1, "b": 3}'), headers=headers)
+    assert diffs(run(p, s)) == [("body", "$.b", "changed")]
+
+
+def test_compression_bomb_is_not_expanded() -> None:
+    """A body that decodes past max_decoded_bytes is compared as sent and flagged oversized."""
+    bomb = gzip.compress(b"0" * (10 * 1024 * 1024))  # ~10 KB that would expand to 10 MB
+    headers = {**JSON, "Content-Encoding": "gzip"}
+    comparison = run(seen("primary", bomb, headers=headers), seen("shadow", gzip.compress(b"{}"), headers=headers))
+    assert comparison.oversized == ("primary",)
+    assert diffs(comparison) == [("body", "$", "changed")]
+
+
+def test_text_bodies_give_line_differences() -> None:
+    """Plain text is compared line by line; each changed hunk names its line."""
+    p = seen("primary", b"alpha\nbeta\ngamma\n", headers={"Content-Type": "text/plain"})
+    s = seen("shadow", b"alpha\nBETA\ngamma\ndelta\n", headers={"Content-Type": "text/plain"})
+    comparison = run(p, s)
+    assert diffs(comparison) == [("body", "line 2", "changed"), ("body", "line 4", "added")]
+    assert (comparison.differences[0].primary, comparison.differences[0].shadow) == ("beta", "BETA")
+
+
+def test_text_masks_apply_to_the_whole_body() -> None:
+    """A mask rule without a path excuses matching text in a non-JSON body."""
+    p = seen("primary", b"rendered at 10:00:01", headers={"Content-Type": "text/html"})
+    s = seen("shadow", b"rendered at 10:00:09", headers={"Content-Type": "text/html"})
+    assert run(p, s, rule("mask", pattern=r"\d\d:\d\d:\d\d")).outcome == IGNORED
+
+
+def test_binary_bodies_by_digest() -> None:
+    """Binary bodies that differ are one difference at $ naming both digests."""
+    p = seen("primary", b"\x89PNG\x00\x01", headers={"Content-Type": "image/png"})
+    s = seen("shadow", b"\x89PNG\x00\x02", headers={"Content-Type": "image/png"})
+    (difference,) = run(p, s).differences
+    assert difference.path == "$" and difference.primary.startswith("sha256:")
+
+
+def test_bodies_over_the_cap_compare_by_digest() -> None:
+    """Bodies kept only as digests (over compare.max_body_bytes) match when equal and differ when not."""
+    big = b"x" * 5000
+    assert run(seen("primary", big, limit=100), seen("shadow", big, limit=100)).outcome == MATCH
+    other = seen("shadow", big[:-1] + b"y", limit=100)
+    assert diffs(run(seen("primary", big, limit=100), other)) == [("body", "$", "changed")]
+
+
+def test_empty_ruleset_is_shared() -> None:
+    """Routes with no applicable rule get the shared empty RuleSet."""
+    assert Rules([]).for_route("/a") is EMPTY
+    assert compile_rules([]) == EMPTY
+
+
+def test_content_length_compared_for_head() -> None:
+    """For HEAD (no body to compare) a different Content-Length is reported."""
+    head = CapturedRequest(
+        method="HEAD", target="/r", path="/r", route="/r", request_id="id",
+        headers=CIMultiDictProxy(CIMultiDict()), body=b"", client_host="",
+    )  # fmt: skip
+    p, s = seen("primary", b"", headers={"Content-Length": "10"}), seen("shadow", b"", headers={"Content-Length": "12"})
+    comparison = compare(Exchange(head, p, s), EMPTY, LIMITS)
+    assert diffs(comparison) == [("header", "content-length", "changed")]
+    body_change = run(seen("primary", {"a": 1}), seen("shadow", {"a": 22}))
+    assert diffs(body_change) == [("body", "$.a", "changed")]
