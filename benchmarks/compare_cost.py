@@ -188,39 +188,70 @@ def _describe(result: BodyResult) -> str:
 # -- timing ---------------------------------------------------------------------------
 
 
-def measure(fn: Callable[[], Any], budget: float, max_reps: int | None = None) -> dict[str, float]:
-    """Per-call seconds: median and p90 over samples, each the mean of a batch of calls.
+def _calibrate(fn: Callable[[], Any]) -> tuple[int, float]:
+    """(calls per sample, seconds of the first call); the first call doubles as warm-up."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    if first >= MIN_SAMPLE_S:
+        return 1, first
+    batch = max(1, int(MIN_SAMPLE_S / max(first, 1e-9)))
+    t0 = time.perf_counter()
+    for _ in range(batch):  # re-estimate on a batch: the first call is often the slowest
+        fn()
+    per_call = (time.perf_counter() - t0) / batch
+    return max(1, int(MIN_SAMPLE_S / max(per_call, 1e-9))), first
 
-    Samples are taken until `budget` seconds have been spent (at least MIN_REPS of
-    them); `max_reps` caps the calls of a slow function.
+
+def _summary(samples: list[float], calls: int) -> dict[str, float]:
+    ordered = sorted(samples)
+    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    return {"median": statistics.median(ordered), "p90": p90, "samples": len(ordered), "calls": calls}
+
+
+def measure(fns: dict[str, Callable[[], Any]], budget: float) -> dict[str, dict[str, float]]:
+    """Per-call seconds for each function: median and p90 over samples.
+
+    A sample is the mean of a batch of calls lasting at least MIN_SAMPLE_S. The
+    functions are sampled in turn (interleaved), so a burst of noise on the machine
+    hits all of them rather than skewing their ratio; sampling goes on until each
+    has had `budget` seconds and at least MIN_REPS samples.
     """
     gc.collect()
-    t0 = time.perf_counter()
-    fn()  # warm-up, and a first estimate of the cost
-    first = time.perf_counter() - t0
-    batch = max(1, int(MIN_SAMPLE_S / first)) if first > 0 else 1000
-    if batch > 1:  # re-estimate on a batch: the first call is often the slowest
+    batches = {name: _calibrate(fn)[0] for name, fn in fns.items()}
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    spent = dict.fromkeys(fns, 0.0)
+    pending = set(fns)
+    while pending:
+        for name, fn in fns.items():
+            if name not in pending:
+                continue
+            batch = batches[name]
+            t0 = time.perf_counter()
+            for _ in range(batch):
+                fn()
+            elapsed = time.perf_counter() - t0
+            samples[name].append(elapsed / batch)
+            spent[name] += elapsed
+            if len(samples[name]) >= MIN_REPS and spent[name] >= budget:
+                pending.discard(name)
+    return {name: _summary(samples[name], len(samples[name]) * batches[name]) for name in fns}
+
+
+def measure_slow(fn: Callable[[], Any], budget: float, max_reps: int = MIN_REPS) -> dict[str, float]:
+    """Like measure() for one function, but a call over `budget` / MIN_REPS is not
+    repeated more than `max_reps` times and its first call counts (no warm-up):
+    DeepDiff takes seconds on 1 MiB."""
+    gc.collect()
+    batch, first = _calibrate(fn)
+    if first * MIN_REPS < budget:
+        return measure({"fn": fn}, budget)["fn"]
+    samples = [first]
+    while len(samples) < max_reps:
         t0 = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        per_call = (time.perf_counter() - t0) / batch
-        batch = max(1, int(MIN_SAMPLE_S / per_call)) if per_call > 0 else batch
-    samples: list[float] = []
-    calls = 0
-    spent = 0.0
-    while len(samples) < MIN_REPS or spent < budget:
-        if max_reps is not None and calls >= max_reps:
-            break
-        t0 = time.perf_counter()
-        for _ in range(batch):
-            fn()
-        elapsed = time.perf_counter() - t0
-        samples.append(elapsed / batch)
-        calls += batch
-        spent += elapsed
-    samples.sort()
-    p90 = samples[min(len(samples) - 1, int(round(0.9 * (len(samples) - 1))))]
-    return {"median": statistics.median(samples), "p90": p90, "samples": len(samples), "calls": calls}
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return _summary(samples, len(samples))
 
 
 def run_case(case: Case, budget: float, with_deepdiff: bool) -> None:
@@ -233,20 +264,28 @@ def run_case(case: Case, budget: float, with_deepdiff: bool) -> None:
         return
 
     a, b, rules = case.primary, case.shadow, case.rules
-    case.results["shadowdiff"] = measure(lambda: compare_bodies(primary, shadow, rules, LIMITS), budget)
-    case.results["parse"] = measure(lambda: (orjson.loads(a), orjson.loads(b)), budget)
+    case.results.update(
+        measure(
+            {
+                "shadowdiff": lambda: compare_bodies(primary, shadow, rules, LIMITS),
+                "parse": lambda: (orjson.loads(a), orjson.loads(b)),
+            },
+            budget,
+        )
+    )
     if with_deepdiff:
         import deepdiff
 
-        report = deepdiff.DeepDiff(orjson.loads(a), orjson.loads(b))
-        found = sum(len(v) for v in report.values())
-        if case.deepdiff_expected is not None and found != case.deepdiff_expected:
-            case.results["check"] = f"deepdiff found {found} differences, expected {case.deepdiff_expected}: inputs are wrong"
-            return
+        last: list[Any] = []
+
+        def run_deepdiff() -> None:
+            last[:] = [deepdiff.DeepDiff(orjson.loads(a), orjson.loads(b))]
+
+        case.results["deepdiff"] = measure_slow(run_deepdiff, budget)
+        found = sum(len(v) for v in last[0].values())
         case.results["deepdiff_found"] = found
-        case.results["deepdiff"] = measure(
-            lambda: deepdiff.DeepDiff(orjson.loads(a), orjson.loads(b)), budget, max_reps=MIN_REPS if len(a) > 200_000 else None
-        )
+        if case.deepdiff_expected is not None and found != case.deepdiff_expected:
+            case.results["check"] = f"deepdiff found {found} differences, expected {case.deepdiff_expected}: the inputs are wrong"
 
 
 # -- report ---------------------------------------------------------------------------
@@ -283,14 +322,15 @@ def machine() -> dict[str, Any]:
 def ms(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value * 1000:.4f}" if value < 0.001 else f"{value * 1000:.3f}" if value < 0.1 else f"{value * 1000:.1f}"
+    m = value * 1000
+    return f"{m:.4f}" if m < 0.1 else f"{m:.3f}" if m < 10 else f"{m:.1f}"
 
 
 def ratio(num: float | None, den: float | None) -> str:
     if num is None or den is None or den <= 0:
         return "-"
     r = num / den
-    return f"{r:.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 1 else f"{r:.2f}x"
+    return f"{r:.0f}x" if r >= 100 else f"{r:.1f}x" if r >= 1 else f"{r:.2g}x"
 
 
 def table(cases: list[Case]) -> str:

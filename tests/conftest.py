@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
+from shadowdiff import log
+
 from shadowdiff import config as configuration
 from shadowdiff.service import ShadowDiff
 from tests.backends import Backend
 from tests.metrics_text import MetricsReader
+
+
+@pytest.fixture(autouse=True)
+def _info_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts at the default log level, whatever ran before it."""
+    monkeypatch.setattr(log, "_threshold", logging.INFO)
 
 
 @pytest.fixture

@@ -404,15 +404,20 @@ def _kind(value: Any) -> str:
 # -- showing ---------------------------------------------------------------------
 
 
-def to_mapping(config: Any, *, mask_secrets: bool = True) -> Any:
-    """The effective config as plain data, secrets masked (for check-config)."""
+def to_mapping(config: Any, *, mask_secrets: bool = True, drop_unset: bool = False) -> Any:
+    """The effective config as plain data, secrets masked (for check-config).
+
+    Items of lists (rules) leave out the keys they do not set.
+    """
     if not dataclasses.is_dataclass(config):
         if isinstance(config, tuple):
-            return [to_mapping(item, mask_secrets=mask_secrets) for item in config]
+            return [to_mapping(item, mask_secrets=mask_secrets, drop_unset=True) for item in config]
         return config
     out = {}
     for spec in dataclasses.fields(config):
         value = getattr(config, spec.name)
+        if drop_unset and value in (None, ()):
+            continue
         if isinstance(value, HostPort):
             out[spec.name] = str(value)
         elif mask_secrets and spec.metadata.get("secret") and isinstance(value, str):

@@ -1,9 +1,11 @@
 """`shadowdiff demo`: a primary, a candidate and the proxy, all on loopback.
 
 The candidate differs from the primary the way real rewrites do:
-- /users/{id}: every seventh user's `plan` comes back changed (a real bug);
-- /recommendations: scores drift by up to 0.0005 (an ML model swap);
-- /orders/{id}: a volatile `generated_at` timestamp, and an added `currency` field.
+- /users/{id}: every seventh user's `plan` comes back changed (a real bug: mismatch);
+- /recommendations: scores drift by up to 0.0005 (an ML model swap: excused by a
+  shipped tolerance rule, so `ignored`);
+- /orders/{id}: a volatile `generated_at` timestamp (excused by a shipped ignore rule);
+- /products/{id}: an added `currency` field (a mismatch on every request).
 Traffic is driven at a steady rate with a progress line, then a per-route table
 and a few example differences are printed.
 """
@@ -16,18 +18,26 @@ import random
 import signal
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from shadowdiff import config as configuration, log
 from shadowdiff.compare import Comparison
 from shadowdiff.compare.model import MISMATCH
+from shadowdiff.publish import Redactor
 from shadowdiff.service import ShadowDiff
 
+DEMO_RULES = [
+    {"kind": "tolerance", "path": "$.items[*].score", "absolute": 0.001,
+     "reason": "the new ranking model may move scores by less than 0.001"},
+    {"kind": "ignore", "path": "$.generated_at", "routes": ["/orders/{id}"],
+     "reason": "generation time differs on every call"},
+]  # fmt: skip
 PLANS = ("free", "pro", "team")
 EXAMPLES_PER_ROUTE = 2
 
@@ -60,6 +70,11 @@ def _demo_app(candidate: bool) -> web.Application:
             "total": round(9.99 * (1 + order_id % 3), 2),
             "generated_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         }
+        return web.json_response(body)
+
+    async def product(request: web.Request) -> web.Response:
+        product_id = int(request.match_info["id"])
+        body = {"id": product_id, "name": f"product-{product_id}", "price": round(4.5 + product_id % 20, 2)}
         if candidate:
             body["currency"] = "EUR"  # a new field the rewrite added
         return web.json_response(body)
@@ -71,6 +86,7 @@ def _demo_app(candidate: bool) -> web.Application:
     app.router.add_get("/users/{id}", user)
     app.router.add_get("/recommendations", recommendations)
     app.router.add_get("/orders/{id}", order)
+    app.router.add_get("/products/{id}", product)
     app.router.add_get("/health", health)
     return app
 
@@ -83,14 +99,16 @@ async def _start_backend(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://{host}:{port}"
 
 
-def _demo_paths(rng: random.Random) -> str:
+def _demo_path(rng: random.Random) -> str:
     roll = rng.random()
-    if roll < 0.45:
+    if roll < 0.35:
         return f"/users/{rng.randint(1, 200)}"
-    if roll < 0.75:
+    if roll < 0.6:
         return f"/recommendations?user={rng.randint(1, 50)}"
-    if roll < 0.95:
+    if roll < 0.8:
         return f"/orders/{rng.randint(1000, 9999)}"
+    if roll < 0.95:
+        return f"/products/{rng.randint(1, 500)}"
     return "/health"
 
 
@@ -98,6 +116,7 @@ def _demo_paths(rng: random.Random) -> str:
 class _Tally:
     """What the demo prints: outcomes per route, and a few example differences."""
 
+    sent: Counter[str] = field(default_factory=Counter)
     outcomes: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     examples: dict[str, list[Comparison]] = field(default_factory=lambda: defaultdict(list))
 
@@ -126,10 +145,11 @@ async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
     out.write(
         f"shadowdiff demo\n"
         f"  primary   {primary_url}  (demo service)\n"
-        f"  candidate {shadow_url}  (differs: /users plan bug, /recommendations score drift,\n"
-        f"                                   /orders timestamp and an added field)\n"
+        f"  candidate {shadow_url}  (a rewrite: a /users bug, /recommendations score drift,\n"
+        f"                                   /orders timestamps, a new /products field)\n"
         f"  proxy     {proxy_url}   try: curl {proxy_url}/users/7\n"
-        f"  metrics   {admin_url}/metrics\n\n"
+        f"  metrics   {admin_url}/metrics\n"
+        f"  rules     tolerance 0.001 on $.items[*].score; ignore $.generated_at on /orders/{{id}}\n\n"
     )
     stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers off the main thread
@@ -141,7 +161,7 @@ async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
         sent = await _drive(proxy_url, service, tally, rate=rate, duration=duration, stop=stop)
     finally:
         await service.mirror.drain(timeout=5)
-        _report(tally, sent, admin_url, out)
+        _report(tally, sent, admin_url, service, out)
         await service.stop()
         await primary_runner.cleanup()
         await shadow_runner.cleanup()
@@ -158,7 +178,8 @@ async def _start_proxy(primary_url: str, shadow_url: str, tally: _Tally) -> Shad
                 "admin": {"listen": admin},
                 "primary": {"url": primary_url},
                 "shadow": {"url": shadow_url},
-                "routes": ["/users/{id}", "/orders/{id}"],
+                "routes": ["/users/{id}", "/orders/{id}", "/products/{id}"],
+                "compare": {"rules": DEMO_RULES},
                 "logging": {"level": "error"},
             }
         )
@@ -186,9 +207,11 @@ async def _drive(
             now = time.monotonic()
             if duration is not None and now - started >= duration:
                 break
-            async with client.get(proxy_url + _demo_paths(rng)) as response:
+            path = _demo_path(rng)
+            async with client.get(proxy_url + path) as response:
                 await response.read()
             sent += 1
+            tally.sent[service.routes.route(path.split("?", 1)[0])] += 1
             if now >= next_progress:
                 _progress(now - started, sent, tally, service)
                 next_progress += 1.0
@@ -213,27 +236,38 @@ def _progress(elapsed: float, sent: int, tally: _Tally, service: ShadowDiff) -> 
     sys.stdout.flush()
 
 
-def _report(tally: _Tally, sent: int, admin_url: str, out: object) -> None:
+def _report(tally: _Tally, sent: int, admin_url: str, service: ShadowDiff, out: object) -> None:
     write = out.write  # type: ignore[attr-defined]
-    write(f"\n{sent} requests sent through the proxy.\n\n")
-    header = f"{'route':<22}{'compared':>9}{'match':>8}{'mismatch':>10}{'ignored':>9}{'error':>7}\n"
+    write(f"\n{sent} requests sent through the proxy; every one answered by the primary.\n\n")
+    header = f"{'route':<20}{'requests':>9}{'compared':>9}{'match':>8}{'mismatch':>10}{'ignored':>9}{'error':>7}\n"
     write(header + "-" * (len(header) - 1) + "\n")
-    for route in sorted(tally.outcomes):
-        counts = tally.outcomes[route]
+    for route in sorted(set(tally.sent) | set(tally.outcomes)):
+        counts = tally.outcomes.get(route, {})
         total = sum(counts.values())
 
         def pct(outcome: str) -> str:
-            return f"{100.0 * counts.get(outcome, 0) / total:.0f}%"
+            return f"{100.0 * counts.get(outcome, 0) / total:.0f}%" if total else "-"
 
-        write(f"{route:<22}{total:>9}{pct('match'):>8}{pct('mismatch'):>10}{pct('ignored'):>9}{pct('shadow_error'):>7}\n")
+        write(
+            f"{route:<20}{tally.sent[route]:>9}{total:>9}{pct('match'):>8}{pct('mismatch'):>10}"
+            f"{pct('ignored'):>9}{pct('shadow_error'):>7}\n"
+        )
+    write("\n'ignored' means the answers differed only where a rule says they may.\n")
     if any(tally.examples.values()):
-        write("\nExample differences:\n")
+        write("\nExample differences (primary -> candidate):\n")
+    redactor = Redactor(service.config.logging)
     for route in sorted(tally.examples):
         for comparison in tally.examples[route]:
             request = comparison.exchange.request
-            write(f"  {request.method} {request.path}  ({route})\n")
+            write(f"  {request.method} {request.path}\n")
             for d in comparison.differences[:4]:
                 write(f"    {d.part} {d.path} {d.kind}: {_short(d.primary)} -> {_short(d.shadow)}\n")
+    first = next((c for examples in tally.examples.values() for c in examples), None)
+    if first is not None:
+        line = {"event": "mismatch", "route": first.exchange.request.route, "path": first.exchange.request.path,
+                "differences": [redactor.difference(d) for d in first.differences]}  # fmt: skip
+        write("\nIn `shadowdiff serve` each mismatch is also a JSON log line, e.g.:\n  ")
+        write(orjson.dumps(line).decode() + "\n")
     write(f"\nMetrics were served at {admin_url}/metrics while the demo ran.\n")
 
 
