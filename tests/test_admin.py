@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 from tests.backends import Backend
@@ -26,6 +28,7 @@ async def test_admin_endpoints(primary: Backend, shadow: Backend, start_proxy: S
         "shadowdiff_mirror_skipped_total",
         "shadowdiff_shadow_in_flight",
         "shadowdiff_comparisons_total",
+        "shadowdiff_differences_total",
         "shadowdiff_compare_duration_seconds",
     ):
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
@@ -34,12 +37,25 @@ async def test_admin_endpoints(primary: Backend, shadow: Backend, start_proxy: S
             assert response.status == 200
 
 
-async def test_readyz_fails_once_stopping(primary: Backend, shadow: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession) -> None:
-    """/readyz answers 503 when the proxy is not accepting traffic."""
-    proxy = await start_proxy(primary.url, shadow.url)
-    proxy.ready = False
-    async with client.get(admin_url_of(proxy) + "/readyz") as response:
-        assert response.status == 503
+async def test_readyz_fails_once_stopping(shadow: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession) -> None:
+    """While stop() lets an in-flight request finish, /readyz answers 503 and that request still completes."""
+    slow = await Backend("slow", delay=1.0).start()
+    try:
+        proxy = await start_proxy(slow.url, shadow.url)
+        in_flight = asyncio.ensure_future(client.get(url_of(proxy) + "/x"))
+        await asyncio.sleep(0.2)
+        admin = admin_url_of(proxy)
+        stopping = asyncio.ensure_future(proxy.stop())
+        await asyncio.sleep(0.2)
+        async with client.get(admin + "/readyz") as response:
+            assert response.status == 503
+        response = await in_flight
+        assert response.status == 200
+        await response.read()
+        response.release()
+        await stopping
+    finally:
+        await slow.stop()
 
 
 async def test_traffic_port_has_no_admin_paths(primary: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession) -> None:

@@ -97,3 +97,39 @@ async def test_serve_exits_1_when_the_port_is_taken(primary: Backend) -> None:
         taken.close()
     assert process.returncode == 1
     assert b"Traceback" not in err and b"address" in err.lower()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"primary: {url: 'http://[::1'}\nshadow: {url: 'http://b:1'}\n", "primary.url: not a valid URL"),
+        (b"primary:\n  url: http://caf\xe9:1\n", "not UTF-8 text"),
+    ],
+)
+def test_check_config_never_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, expected: str) -> None:
+    """A malformed URL or a file that is not UTF-8 is exit 2 with a message, not a traceback."""
+    path = tmp_path / "odd.yaml"
+    path.write_bytes(content)
+    assert main(["check-config", str(path)]) == 2
+    assert expected in capsys.readouterr().err
+
+
+async def test_serve_keeps_serving_when_nobody_reads_its_stdout(primary: Backend) -> None:
+    """With a stdout pipe nobody drains and a mismatch log line per request, requests keep being answered."""
+    mismatching = await Backend("other").start()  # /whoami differs between the two: one log line each
+    listen, admin = free_port(), free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shadowdiff", "serve", "--primary", primary.url, "--shadow", mismatching.url,
+        "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await asyncio.wait_for(process.stdout.readline(), 20)  # started; from now on nobody reads
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as client:
+            for _ in range(600):  # ~180 KB of mismatch lines: far past a 64 KB pipe buffer
+                async with client.get(f"http://127.0.0.1:{listen}/whoami") as response:
+                    assert response.status == 200
+    finally:
+        process.kill()
+        await process.communicate()  # drain the pipe, or wait() never sees it close
+        await mismatching.stop()

@@ -85,6 +85,7 @@ async def test_bad_shadow_does_not_touch_the_primary_path(
         assert m.value("shadowdiff_comparisons_total", outcome="shadow_error") == dispatched
     else:
         assert m.value("shadowdiff_upstream_errors_total", upstream="shadow", kind="timeout") == dispatched > 0
+        assert m.value("shadowdiff_comparisons_total", outcome="shadow_error") == dispatched
         assert black_hole.connections > 0
     assert m.value("shadowdiff_upstream_errors_total", upstream="primary") == 0
 

@@ -123,6 +123,7 @@ async def test_consistent_key_mirrors_whole_sessions(
     await settle(proxy)
     per_user = {u: sum(1 for s in shadow.seen if s.header("X-User-Id") == u) for u in users}
     assert set(per_user.values()) == {0, 3}
+    assert metrics(proxy).value("shadowdiff_mirror_skipped_total", reason="sampled_out") == 60 - len(shadow.seen)
 
 
 async def test_path_filters(primary: Backend, shadow: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession) -> None:
@@ -159,3 +160,17 @@ async def test_mirrored_equals_sum_of_outcomes_per_route(
     assert m.value("shadowdiff_comparisons_total", route="/whoami/{id}", outcome="mismatch") == 2
     assert m.value("shadowdiff_differences_total", route="/whoami/{id}", part="body") == 2
     assert m.value("shadowdiff_comparisons_total", route="/gzip", outcome="match") == 1
+
+
+async def test_filters_see_the_whole_path(primary: Backend, shadow: Backend, start_proxy: StartProxy) -> None:
+    """A '//host/api/x' target is the path '//host/api/x' for filters and routes, never '/api/x'."""
+    from tests import rawhttp
+
+    proxy = await start_proxy(primary.url, shadow.url, mirror={"include_paths": ["/api/*"]})
+    await rawhttp.send(url_of(proxy), b"GET //evil.example/api/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    await settle(proxy)
+    assert primary.seen[-1].raw_path == "//evil.example/api/x"
+    assert shadow.seen == []
+    m = metrics(proxy)
+    assert m.value("shadowdiff_mirror_skipped_total", reason="filtered") == 1
+    assert m.label_values("shadowdiff_requests_total", "route") == {"//evil.example/api/x"}

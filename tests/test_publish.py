@@ -29,6 +29,8 @@ def redactor() -> Redactor:
         (Difference("body", "$.user", "added", None, {"name": "a", "password": "p"}), None, {"name": "a", "password": REDACTED}),
         (Difference("body", "$.note", "changed", "x" * 50, "short"), "x" * 40 + "...(+10 chars)", "short"),
         (Difference("status", "status", "changed", 200, 500), 200, 500),
+        (Difference("body", "line 3", "changed", "user=a&password=hunter2&x=1", 'token: "abc" ok'),
+         f"user=a&password={REDACTED}&x=1", f'token: "{REDACTED}" ok'),
     ],
 )
 def test_redaction_and_truncation(redactor: Redactor, difference: Difference, primary: object, shadow: object) -> None:

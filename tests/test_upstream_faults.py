@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import aiohttp
 
 from shadowdiff.forward import BodyCapture
@@ -83,3 +86,54 @@ def test_body_capture_keeps_small_bodies_and_digests_large_ones() -> None:
     assert body.size == 1014
     assert body.digest == hashlib.sha256(b"".join(pieces)).hexdigest()
     assert large._chunks == []  # nothing retained past the limit
+
+
+async def test_header_aiohttp_cannot_write_is_a_502(shadow: Backend, start_proxy: StartProxy) -> None:
+    """A primary header with a control character gets a short 502 counted as protocol, not a 500 with a traceback."""
+    bad = await RawBackend(b"HTTP/1.1 200 OK\r\nX-C: a\x01b\r\nContent-Length: 2\r\n\r\nok").start()
+    try:
+        proxy = await start_proxy(bad.url, shadow.url)
+        response = await rawhttp.send(url_of(proxy), GET)
+        await settle(proxy)
+    finally:
+        await bad.stop()
+    assert response.status == 502
+    assert response.body == b"primary upstream failed: protocol\n"
+    m = metrics(proxy)
+    assert m.value("shadowdiff_upstream_errors_total", upstream="primary", kind="protocol") == 1
+    assert m.value("shadowdiff_requests_total", status="502") == 1
+    assert m.value("shadowdiff_comparisons_total") == 0
+
+
+async def test_large_response_headers_pass(start_proxy: StartProxy) -> None:
+    """A 9,000-byte response header (past aiohttp's 8,190 default) reaches the client unchanged."""
+    value = "v" * 9000
+    big = await RawBackend(f"HTTP/1.1 200 OK\r\nX-Big: {value}\r\nContent-Length: 2\r\n\r\nok".encode()).start()
+    try:
+        proxy = await start_proxy(big.url)
+        response = await rawhttp.send(url_of(proxy), GET)
+    finally:
+        await big.stop()
+    assert response.status == 200
+    assert response.header("X-Big") == value
+
+
+async def test_long_primary_stream_does_not_pin_shadow_slots(
+    primary: Backend, shadow: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """A primary still streaming past shadow.timeout frees its slot (counted primary_unfinished) so other copies still go out."""
+    trickle = await RawBackend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n").start()  # the body never comes
+    trickle.close_after_response = False
+    try:
+        proxy = await start_proxy(trickle.url, shadow.url, mirror={"max_in_flight": 1}, shadow={"timeout": 0.3}, primary={"timeout": 5})
+        stuck = asyncio.ensure_future(client.get(url_of(proxy) + "/stream"))
+        await asyncio.sleep(0.1)
+        assert proxy.mirror.in_flight == 1
+        await asyncio.sleep(0.6)  # past shadow.timeout after the shadow answered
+        assert proxy.mirror.in_flight == 0
+        assert metrics(proxy).value("shadowdiff_mirror_skipped_total", reason="primary_unfinished") == 1
+    finally:
+        stuck.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stuck
+        await trickle.stop()

@@ -86,8 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args)
         if args.command == "serve":
             config = configuration.load(args.config, _overrides(args))
-            log.configure(config.logging.level)
-            return _run_event_loop(_serve(config))
+            log.configure(config.logging.level, background=True)
+            try:
+                return _run_event_loop(_serve(config))
+            finally:
+                log.shutdown()
         if args.command == "demo":
             from shadowdiff.demo import run_demo
 

@@ -70,7 +70,10 @@ def _fraction(value: float) -> str | None:
 
 
 def _upstream_url(value: str) -> str | None:
-    url = URL(value)
+    try:
+        url = URL(value)
+    except ValueError as exc:
+        return f"not a valid URL ({exc}): {value!r}"
     if url.scheme not in ("http", "https"):
         return f"must be an http:// or https:// URL, got {value!r}"
     if not url.host:
@@ -224,7 +227,7 @@ class RuleConfig:
 class CompareConfig:
     max_body_bytes: int = _setting(1 * MiB, _non_negative)
     max_decoded_bytes: int = _setting(8 * MiB, _non_negative)
-    offload_bytes: int = _setting(256 * 1024, _non_negative)
+    offload_bytes: int = _setting(64 * 1024, _non_negative)
     max_differences: int = _setting(20, _positive)
     rules: tuple[RuleConfig, ...] = _setting(())
 
@@ -273,6 +276,8 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
             raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from exc
         except yaml.YAMLError as exc:
             raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
         if raw is None:

@@ -26,6 +26,8 @@ from yarl import URL
 # Headers aiohttp's client would otherwise invent on a request.
 _NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 READ_CHUNK = 64 * 1024
+# aiohttp's 8190-byte default turns real-world answers (big CSP or cookie headers) into 502s.
+MAX_HEADER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,6 @@ class Upstream:
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,
             limit_per_host=0,
-            enable_cleanup_closed=True,
             ttl_dns_cache=10,
         )
         self._session = aiohttp.ClientSession(
@@ -175,6 +176,8 @@ class Upstream:
             skip_auto_headers=_NO_AUTO_HEADERS,
             trust_env=False,
             raise_for_status=False,
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
         )
 
     async def close(self) -> None:

@@ -3,12 +3,19 @@
 `event(level, name, **fields)` writes one line: `{"ts", "level", "event", ...}`.
 Library loggers (aiohttp, asyncio) are routed through the same formatter so the
 stream stays machine-readable.
+
+In `serve`, lines go through a bounded queue to a writer thread: a stdout that
+nobody reads (a stuck log shipper, a full pipe) must never stall the event loop
+that serves the primary. When the queue is full, lines are dropped and counted
+(`dropped()`), never queued without limit.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -17,17 +24,66 @@ import orjson
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _threshold = logging.INFO
+QUEUE_LINES = 10_000
 
 
-def configure(level: str = "info") -> None:
-    """Set the threshold and send stdlib logging through the JSON formatter."""
-    global _threshold
+class _Writer:
+    """A daemon thread writing queued lines to stdout."""
+
+    def __init__(self, capacity: int) -> None:
+        self.lines: queue.Queue[bytes | None] = queue.Queue(capacity)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="shadowdiff-log", daemon=True)
+        self._thread.start()
+
+    def put(self, line: bytes) -> None:
+        try:
+            self.lines.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while (line := self.lines.get()) is not None:
+            _write_now(line)
+
+    def close(self, timeout: float) -> None:
+        try:
+            self.lines.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+
+_writer: _Writer | None = None
+
+
+def configure(level: str = "info", *, background: bool = False) -> None:
+    """Set the threshold and send stdlib logging through the JSON formatter.
+
+    background=True starts the writer thread (for long-running commands).
+    """
+    global _threshold, _writer
     _threshold = _LEVELS[level]
+    if background and _writer is None:
+        _writer = _Writer(QUEUE_LINES)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_threshold)
+
+
+def shutdown(timeout: float = 2.0) -> None:
+    """Flush queued lines (up to `timeout`) and stop the writer thread."""
+    global _writer
+    if _writer is not None:
+        _writer.close(timeout)
+        _writer = None
+
+
+def dropped() -> int:
+    """Lines dropped because stdout did not keep up."""
+    return _writer.dropped if _writer is not None else 0
 
 
 def enabled(level: str) -> bool:
@@ -42,11 +98,14 @@ def event(level: str, name: str, *, exc_info: BaseException | None = None, **fie
     record.update(fields)
     if exc_info is not None:
         record["traceback"] = "".join(traceback.format_exception(exc_info)).rstrip()
-    _write(record)
-
-
-def _write(record: dict[str, Any]) -> None:
     line = orjson.dumps(record, default=repr, option=orjson.OPT_APPEND_NEWLINE)
+    if _writer is not None:
+        _writer.put(line)
+    else:
+        _write_now(line)
+
+
+def _write_now(line: bytes) -> None:
     stream = sys.stdout
     # A closed or broken stdout must not take a request down with it.
     try:

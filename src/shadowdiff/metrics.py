@@ -11,6 +11,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import generate_latest
 
+from shadowdiff import log
+
 # `*_created` series double the exposition for no dashboard's benefit.
 disable_created_metrics()
 
@@ -18,7 +20,7 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DE
 
 UPSTREAMS = ("primary", "shadow")
 ERROR_KINDS = ("connect", "timeout", "reset", "protocol", "too_large")
-SKIP_REASONS = ("method", "sampled_out", "filtered", "paused", "body_too_large", "overload")
+SKIP_REASONS = ("method", "sampled_out", "filtered", "paused", "body_too_large", "overload", "primary_unfinished")
 OUTCOMES = ("match", "mismatch", "ignored", "shadow_error")
 PARTS = ("status", "header", "body")
 
@@ -104,5 +106,16 @@ class Metrics:
             for kind in ERROR_KINDS:
                 self.upstream_errors.labels(upstream, kind)
 
+        self.log_dropped = Counter(
+            "shadowdiff_log_lines_dropped",
+            "Log lines dropped because stdout did not keep up (the event loop never waits for it).",
+            registry=registry,
+        )
+        self._log_dropped_seen = 0
+
     def exposition(self) -> bytes:
+        dropped = log.dropped()  # the writer thread counts; the counter catches up at scrape time
+        if dropped > self._log_dropped_seen:
+            self.log_dropped.inc(dropped - self._log_dropped_seen)
+            self._log_dropped_seen = dropped
         return generate_latest(self.registry)

@@ -97,6 +97,7 @@ class Mirror:
         self._comparator = comparator
         self._body_limit = compare_body_bytes
         self._tasks = TaskSet()
+        self._primary_wait = shadow_config.timeout
         self.in_flight = 0
 
     def dispatch(self, request: CapturedRequest, primary: asyncio.Future[Observation | None]) -> bool:
@@ -106,8 +107,13 @@ class Mirror:
             return False
         self.in_flight += 1
         self._metrics.shadow_in_flight.inc()
-        self._tasks.spawn(self._run(request, primary), name=f"shadow {request.request_id}")
+        task = self._tasks.spawn(self._run(request, primary), name=f"shadow {request.request_id}")
+        task.add_done_callback(self._release)  # runs even for a task cancelled before it started
         return True
+
+    def _release(self, task: asyncio.Task[None]) -> None:
+        self.in_flight -= 1
+        self._metrics.shadow_in_flight.dec()
 
     async def drain(self, timeout: float | None = None) -> int:
         """Wait for shadow work (up to `mirror.drain_timeout`), cancel what is left."""
@@ -125,19 +131,21 @@ class Mirror:
 
     async def _run(self, request: CapturedRequest, primary: asyncio.Future[Observation | None]) -> None:
         metrics = self._metrics
+        shadow = await self._shadow.observe(request, self.shadow_headers(request), body_limit=self._body_limit)
+        record_observation(metrics, shadow, request.route)
         try:
-            shadow = await self._shadow.observe(request, self.shadow_headers(request), body_limit=self._body_limit)
-            record_observation(metrics, shadow, request.route)
-            primary_observation = await primary
-            if primary_observation is None or not primary_observation.ok:
-                return  # the primary's failure is counted on its own, never compared
-            metrics.mirrored.labels(request.route).inc()
-            started = time.perf_counter()
-            comparison = await self._comparator.compare(Exchange(request, primary_observation, shadow))
-            self._publisher.publish(comparison, time.perf_counter() - started)
-        finally:
-            self.in_flight -= 1
-            metrics.shadow_in_flight.dec()
+            # A slot is not held for a primary that streams on and on (downloads, event
+            # streams): past the deadline the exchange is given up, and counted.
+            primary_observation = await asyncio.wait_for(asyncio.shield(primary), self._primary_wait)
+        except asyncio.TimeoutError:
+            metrics.mirror_skipped.labels("primary_unfinished").inc()
+            return
+        if primary_observation is None or not primary_observation.ok:
+            return  # the primary's failure is counted on its own, never compared
+        started = time.perf_counter()
+        comparison = await self._comparator.compare(Exchange(request, primary_observation, shadow))
+        metrics.mirrored.labels(request.route).inc()  # with its outcome, so the two always agree
+        self._publisher.publish(comparison, time.perf_counter() - started)
 
 
 def record_observation(metrics: Metrics, observation: Observation, route: str) -> None:

@@ -7,6 +7,7 @@ redaction and truncation happen there.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,16 +56,29 @@ class Redactor:
         self._headers = frozenset(name.lower() for name in config.redact_headers)
         self._fields = frozenset(name.lower() for name in config.redact_fields)
         self._max = config.max_value_chars
+        names = "|".join(re.escape(name) for name in sorted(self._fields))
+        self._text_fields = (
+            re.compile(rf"""((?:{names})["']?\s*[:=]\s*["']?)[^"'&\s,;}}]+""", re.IGNORECASE) if names else None
+        )
 
     def difference(self, d: Difference) -> dict[str, Any]:
         secret = self._is_secret(d)
+        primary, shadow = d.primary, d.shadow
+        if d.part == "body" and not d.path.startswith("$"):  # lines of a text body
+            primary, shadow = self._scrub_text(primary), self._scrub_text(shadow)
         return {
             "part": d.part,
             "path": d.path,
             "kind": d.kind,
-            "primary": self._value(d.primary, secret),
-            "shadow": self._value(d.shadow, secret),
+            "primary": self._value(primary, secret),
+            "shadow": self._value(shadow, secret),
         }
+
+    def _scrub_text(self, value: Any) -> Any:
+        """`password=x`, `"token": "y"`, `api_key: z` in text keep their name, lose their value."""
+        if not isinstance(value, str) or self._text_fields is None:
+            return value
+        return self._text_fields.sub(lambda m: m.group(1) + REDACTED, value)
 
     def _is_secret(self, d: Difference) -> bool:
         if d.part == "header":

@@ -107,7 +107,8 @@ class Proxy:
         target = self._origin_form(request)
         if target is None:
             return answer.refuse(400, "request target must be a path on this server")
-        path = URL(target.split("?", 1)[0], encoded=True).path
+        # URL.build, not URL(): "//host/x" is a path here, never an authority.
+        path = URL.build(path=target.split("?", 1)[0], encoded=True).path
         answer.route = self._routes.route(path)
 
         limit = self._config.listen.max_request_body_bytes
@@ -164,6 +165,8 @@ class Proxy:
         try:
             answer.status = upstream.status
             response, observation = await self._relay(request, upstream, started, keep=observed is not None)
+            if response is None:  # a head aiohttp will not write: nothing was sent yet
+                return answer.refuse(502, "primary upstream failed: protocol")
             return response
         finally:
             if observation is not None and observation.ok:
@@ -181,8 +184,12 @@ class Proxy:
 
     async def _relay(
         self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, started: float, *, keep: bool
-    ) -> tuple[web.StreamResponse, Observation | None]:
-        """Stream the primary's answer to the client; observe it if the shadow waits."""
+    ) -> tuple[web.StreamResponse | None, Observation | None]:
+        """Stream the primary's answer to the client; observe it if the shadow waits.
+
+        A None response means the head could not be relayed at all (the caller
+        answers 502 instead).
+        """
         response = ProxyResponse(
             status=upstream.status,
             reason=upstream.reason,
@@ -193,6 +200,8 @@ class Proxy:
             await response.prepare(request)
         except ConnectionError:
             return response, None  # the client left before the answer
+        except ValueError as exc:  # control characters in a header: aiohttp refuses to write them
+            return None, Observation("primary", time.perf_counter() - started, error="protocol", detail=str(exc))
         reader = upstream.content
         while True:
             try:
@@ -235,8 +244,8 @@ class Proxy:
         authority, slash, tail = rest.partition("/")
         if scheme.lower() not in ("http", "https"):
             return None
-        ours = self._own_authorities | {request.headers.get("Host", "")}
-        if authority not in ours:
+        ours = self._own_authorities | {request.headers.get("Host", "").lower()}
+        if authority.lower() not in ours:
             return None
         return "/" + tail if slash else "/"
 

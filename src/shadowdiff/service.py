@@ -16,7 +16,7 @@ from aiohttp import web
 from shadowdiff import log
 from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort, mask_url
-from shadowdiff.forward import Upstream
+from shadowdiff.forward import MAX_HEADER_BYTES, Upstream
 from shadowdiff.metrics import Metrics
 from shadowdiff.mirror import Mirror
 from shadowdiff.comparator import Comparator
@@ -81,6 +81,8 @@ class ShadowDiff:
         server = web.Server(
             self.proxy.handle,
             auto_decompress=False,  # relay request bodies exactly as sent
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
             access_log=logging.getLogger("aiohttp.access") if config.logging.access_log else None,
         )
         self._traffic = web.ServerRunner(server, handle_signals=False, shutdown_timeout=config.listen.shutdown_timeout)

@@ -41,8 +41,10 @@ def test_any_json_value_compared_with_itself_matches(value: Any) -> None:
 
 def _deepdiff_paths(a: Any, b: Any) -> set[str]:
     """The $-paths deepdiff reports, for documents without bool/number or int/float ambiguity."""
-    # threshold 0: always report leaf paths, never "the whole dict changed".
-    tree = DeepDiff(a, b, view="tree", ignore_numeric_type_changes=True, threshold_to_diff_deeper=0)
+    # Leaf paths, never "the whole dict changed"; lists by position, as $.items[3] means to a user.
+    tree = DeepDiff(
+        a, b, view="tree", ignore_numeric_type_changes=True, threshold_to_diff_deeper=0, zip_ordered_iterables=True
+    )
     out = set()
     for changes in tree.values():
         for level in changes:

@@ -21,11 +21,12 @@ _TOKEN = re.compile(
       | \.(?P<star>\*)                     # .*
       | \[(?P<index>\d+)\]                  # [3]
       | \[(?P<all>\*)\]                     # [*]
-      | \[(?P<q>['"])(?P<quoted>.*?)(?P=q)\]   # ['odd key']
+      | \[(?P<q>['"])(?P<quoted>(?:\\.|(?!(?P=q)).)*)(?P=q)\]   # ['odd key'], \' and \\ escaped
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.DOTALL,
 )
-_IDENTIFIER = re.compile(r"^[A-Za-z_$@][\w$@-]*$")
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_IDENTIFIER = re.compile(r"[A-Za-z_$@][\w$@-]*")
 
 
 class PathError(ValueError):
@@ -51,7 +52,7 @@ def parse(text: str) -> Pattern:
         elif match["all"] is not None:
             segments.append(ANY_INDEX)
         else:
-            segments.append(match["quoted"])
+            segments.append(_UNESCAPE.sub(r"\1", match["quoted"]))
         pos = match.end()
     return tuple(segments)
 
@@ -83,8 +84,8 @@ def format_path(path: Sequence[str | int]) -> str:
     for segment in path:
         if isinstance(segment, int):
             out.append(f"[{segment}]")
-        elif _IDENTIFIER.match(segment):
+        elif _IDENTIFIER.fullmatch(segment):
             out.append(f".{segment}")
         else:
-            out.append("['" + segment.replace("'", "\\'") + "']")
+            out.append("['" + segment.replace("\\", "\\\\").replace("'", "\\'") + "']")
     return "".join(out)
