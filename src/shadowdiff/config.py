@@ -145,6 +145,9 @@ def _setting(default: Any, check: Callable[[Any], str | None] | None = None, *, 
 class ListenConfig:
     address: HostPort = _setting(HostPort("0.0.0.0", 8080))
     max_request_body_bytes: int = _setting(10 * MiB, _non_negative)
+    max_connections: int = _setting(1024, _positive)
+    idle_timeout: float = _setting(75.0, _positive)
+    request_timeout: float = _setting(60.0, _positive)
     shutdown_timeout: float = _setting(15.0, _non_negative)
 
 

@@ -205,6 +205,22 @@ class Upstream:
         except Exception as exc:  # every failure becomes a kind; the caller decides
             raise UpstreamError(classify(exc), _describe(exc)) from exc
 
+    async def websocket(
+        self, request: CapturedRequest, headers: CIMultiDict[str], protocols: list[str]
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Open a WebSocket to this upstream (no message size limit, no compression)."""
+        assert self._session is not None, "Upstream.start() was not awaited"
+        return await self._session.ws_connect(
+            self.url_for(request.target),
+            headers=headers,
+            protocols=protocols,
+            autoclose=False,
+            autoping=False,
+            max_msg_size=0,
+            compress=0,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
+        )
+
     async def observe(
         self, request: CapturedRequest, headers: CIMultiDict[str], *, body_limit: int
     ) -> Observation:

@@ -106,6 +106,22 @@ class Metrics:
             for kind in ERROR_KINDS:
                 self.upstream_errors.labels(upstream, kind)
 
+        self.upstream_up = Gauge(
+            "shadowdiff_upstream_up",
+            "1 if the upstream's last exchange got a response, 0 if it could not be reached.",
+            ["upstream"],
+            registry=registry,
+        )
+        self.connections_shed = Counter(
+            "shadowdiff_connections_shed",
+            "Client connections refused with 503 at listen.max_connections.",
+            registry=registry,
+        )
+        self.malformed_requests = Counter(
+            "shadowdiff_malformed_requests",
+            "Requests rejected with 400 by the HTTP parser (bad framing, smuggling shapes); they reach no upstream.",
+            registry=registry,
+        )
         self.log_dropped = Counter(
             "shadowdiff_log_lines_dropped",
             "Log lines dropped because stdout did not keep up (the event loop never waits for it).",

@@ -152,7 +152,10 @@ def record_observation(metrics: Metrics, observation: Observation, route: str) -
     """Count one upstream observation: its duration and status class, or its error."""
     if observation.ok:
         assert observation.status is not None
+        metrics.upstream_up.labels(observation.upstream).set(1)
         metrics.upstream_duration.labels(observation.upstream, route).observe(observation.elapsed)
         metrics.upstream_responses.labels(observation.upstream, route, status_class(observation.status)).inc()
     else:
         metrics.upstream_errors.labels(observation.upstream, observation.error).inc()
+        if observation.error == "connect":
+            metrics.upstream_up.labels(observation.upstream).set(0)

@@ -18,7 +18,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from shadowdiff import headers as hdr
+from shadowdiff import headers as hdr, websocket
 from shadowdiff.config import Config
 from shadowdiff.forward import READ_CHUNK, BodyCapture, CapturedRequest, Observation, Upstream, UpstreamError, classify
 from shadowdiff.metrics import Metrics, method_label, status_class
@@ -111,21 +111,40 @@ class Proxy:
         path = URL.build(path=target.split("?", 1)[0], encoded=True).path
         answer.route = self._routes.route(path)
 
+        if request.version < (1, 1) and "Transfer-Encoding" in request.headers:
+            # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+            return answer.refuse(400, "Transfer-Encoding is not allowed in HTTP/1.0", close=True)
         limit = self._config.listen.max_request_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return answer.refuse(413, f"request body over {limit} bytes", close=True)
         try:
-            body = await _read_body(request, limit)
+            async with asyncio.timeout(self._config.listen.request_timeout):
+                body = await _read_body(request, limit)
         except HttpProcessingError as exc:  # bad chunk framing and the like
             return answer.refuse(400, f"malformed request body: {exc.message}", close=True)
+        except TimeoutError:  # a client trickling its body holds nothing past the deadline
+            return answer.refuse(408, "request body not received in time", close=True)
         if body is None:
             return answer.refuse(413, f"request body over {limit} bytes", close=True)
 
         captured = self._capture(request, target, path, answer.route, body)
+        if websocket.is_websocket_upgrade(request):
+            return await self._websocket(request, answer, captured)
         skip = self._mirror.policy.skip_reason(captured.method, path, request.headers, len(body))
         if skip is not None:
             self._metrics.mirror_skipped.labels(skip).inc()
         return await self._forward(request, answer, captured, mirror=skip is None)
+
+    async def _websocket(self, request: web.BaseRequest, answer: _Answer, captured: CapturedRequest) -> web.StreamResponse:
+        try:
+            response = await websocket.relay(request, captured, self._primary)
+        except websocket.Refused as exc:  # the primary answered, and said no: the client hears it
+            return answer.refuse(exc.status, f"primary answered the WebSocket upgrade with {exc.status}")
+        except UpstreamError as exc:
+            self._metrics.upstream_errors.labels("primary", exc.kind).inc()
+            return answer.refuse(_GATEWAY_STATUS.get(exc.kind, 502), f"primary upstream failed: {exc.kind}")
+        answer.status = 101
+        return response
 
     def _capture(self, request: web.BaseRequest, target: str, path: str, route: str, body: bytes) -> CapturedRequest:
         marker = self._config.mirror.marker_header

@@ -8,6 +8,7 @@ shadow work (up to `mirror.drain_timeout`), then close the sessions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -17,6 +18,7 @@ from shadowdiff import log
 from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort, mask_url
 from shadowdiff.forward import MAX_HEADER_BYTES, Upstream
+from shadowdiff.listener import MalformedRequests, TrafficServer
 from shadowdiff.metrics import Metrics
 from shadowdiff.mirror import Mirror
 from shadowdiff.comparator import Comparator
@@ -60,6 +62,7 @@ class ShadowDiff:
         self.ready = False
         self._traffic: web.BaseRunner | None = None
         self._admin: web.BaseRunner | None = None
+        self._malformed: MalformedRequests | None = None
 
     async def start(self) -> None:
         """Open sessions and listeners; on failure (a port taken) close what was opened."""
@@ -78,17 +81,26 @@ class ShadowDiff:
         )
         await self._admin.setup()
         await web.TCPSite(self._admin, config.admin.listen.host, config.admin.listen.port).start()
-        server = web.Server(
+        server = TrafficServer(
             self.proxy.handle,
+            max_connections=config.listen.max_connections,
+            on_shed=self.metrics.connections_shed.inc,
             auto_decompress=False,  # relay request bodies exactly as sent
             max_line_size=MAX_HEADER_BYTES,
             max_field_size=MAX_HEADER_BYTES,
+            # Closes a connection idle between requests, or still short of a whole
+            # request head (slowloris), this long after it opened or last answered.
+            keepalive_timeout=config.listen.idle_timeout,
             access_log=logging.getLogger("aiohttp.access") if config.logging.access_log else None,
         )
+        self._malformed = MalformedRequests(self.metrics.malformed_requests.inc)
+        logging.getLogger("aiohttp.server").addFilter(self._malformed)
         self._traffic = web.ServerRunner(server, handle_signals=False, shutdown_timeout=config.listen.shutdown_timeout)
         await self._traffic.setup()
         await web.TCPSite(self._traffic, config.listen.address.host, config.listen.address.port).start()
         self.ready = True
+        if config.mirror.enabled:
+            await self._probe_shadow()
         log.event(
             "info",
             "started",
@@ -98,6 +110,26 @@ class ShadowDiff:
             shadow=mask_url(config.shadow.url) if config.mirror.enabled else None,
             mirror=config.mirror.enabled,
         )
+
+    async def _probe_shadow(self) -> None:
+        """Say at start-up if the shadow cannot be reached; the primary is served regardless."""
+        url = self.shadow.base
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(url.host, url.port), self.config.shadow.connect_timeout
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.metrics.upstream_up.labels("shadow").set(0)
+            log.event(
+                "warning",
+                "shadow_unreachable",
+                shadow=mask_url(self.config.shadow.url),
+                error=str(exc) or type(exc).__name__,
+                note="serving the primary; shadow copies will be counted as errors until it answers",
+            )
+            return
+        writer.close()
+        self.metrics.upstream_up.labels("shadow").set(1)
 
     async def stop(self) -> None:
         """Stop accepting, finish client requests, drain shadow work, close. Idempotent."""
@@ -112,6 +144,9 @@ class ShadowDiff:
         await self.shadow.close()
         if admin is not None:
             await admin.cleanup()
+        if self._malformed is not None:
+            logging.getLogger("aiohttp.server").removeFilter(self._malformed)
+            self._malformed = None
         if traffic is not None:
             log.event("info", "stopped", shadow_cancelled=cancelled)
 

@@ -1,0 +1,55 @@
+"""The traffic listener's protections below the handler: a connection cap, and
+quiet accounting of requests aiohttp's parser rejects.
+
+Past `listen.max_connections` a new connection gets an immediate 503 and is
+closed: shedding load fast beats letting every client hang. Requests too
+malformed to parse (smuggling shapes, bad framing) are answered 400 by aiohttp
+before any handler runs; they are counted, and kept out of the error log where
+a scanner would otherwise flood it with tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+_SHED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 29\r\n"
+    b"Connection: close\r\n\r\nproxy at its connection limit\n"
+)
+
+
+class TrafficServer(web.Server):
+    """aiohttp's low-level server with a cap on concurrent client connections."""
+
+    def __init__(self, handler: Any, *, max_connections: int, on_shed: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._max_connections = max_connections
+        self._on_shed = on_shed
+
+    def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if len(self._connections) > self._max_connections:
+            self._on_shed()
+            transport.write(_SHED)
+            transport.close()
+
+
+class MalformedRequests(logging.Filter):
+    """Counts parser rejections on aiohttp's server logger instead of logging tracebacks."""
+
+    def __init__(self, count: Callable[[], None]) -> None:
+        super().__init__()
+        self._count = count
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            self._count()
+            return False
+        return True
