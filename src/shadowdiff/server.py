@@ -20,7 +20,7 @@ from yarl import URL
 
 from shadowdiff import headers as hdr, websocket
 from shadowdiff.config import Config
-from shadowdiff.forward import READ_CHUNK, BodyCapture, CapturedRequest, Observation, Upstream, UpstreamError, classify
+from shadowdiff.forward import BodyCapture, CapturedRequest, Observation, Upstream, UpstreamError, classify
 from shadowdiff.metrics import Metrics, method_label, status_class
 from shadowdiff.mirror import Mirror
 from shadowdiff.routing import RouteTable
@@ -214,6 +214,10 @@ class Proxy:
             reason=upstream.reason,
             headers=hdr.response_headers(hdr.from_raw(upstream.raw_headers), version=tuple(request.version)),
         )
+        if "Upgrade" in request.headers:
+            # A declined upgrade (h2c): aiohttp would drop a request pipelined behind it,
+            # so end the connection after this answer and let the client retry.
+            response.force_close()
         capture = BodyCapture(self._config.compare.max_body_bytes if keep else 0)
         try:
             await response.prepare(request)

@@ -91,6 +91,8 @@ class ShadowDiff:
             # Closes a connection idle between requests, or still short of a whole
             # request head (slowloris), this long after it opened or last answered.
             keepalive_timeout=config.listen.idle_timeout,
+            # After a 408/413 the unread rest of a body is drained this long at most.
+            lingering_time=2.0,
             access_log=logging.getLogger("aiohttp.access") if config.logging.access_log else None,
         )
         self._malformed = MalformedRequests(self.metrics.malformed_requests.inc)

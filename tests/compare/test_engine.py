@@ -16,7 +16,7 @@ from shadowdiff.compare.body import Limits
 from shadowdiff.compare.model import IGNORED, MATCH, MISMATCH, SHADOW_ERROR
 from shadowdiff.compare.rules import EMPTY, Rules, compile_rules
 from shadowdiff.config import RuleConfig
-from shadowdiff.forward import Body, BodyCapture, CapturedRequest, Observation
+from shadowdiff.forward import BodyCapture, CapturedRequest, Observation
 
 LIMITS = Limits(max_decoded_bytes=64 * 1024, max_differences=20)
 JSON = {"Content-Type": "application/json"}

@@ -1,0 +1,432 @@
+"""Fault injection: misbehaving shadows, primaries and clients, each checked from the client's side and in the counters."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import statistics
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from shadowdiff.service import ShadowDiff
+from tests import rawhttp
+from tests.backends import Backend, free_port
+from tests.conftest import StartProxy, metrics, settle, url_of
+from tests.faults import FaultServer
+
+REQUESTS = 12
+CAP = 4
+SHADOW_BOUNDS = {"mirror": {"max_in_flight": CAP}, "shadow": {"timeout": 1.0, "connect_timeout": 0.5}}
+
+# mode -> the error kind the shadow's failure is counted as
+SHADOW_FAULTS = {
+    "delay": "timeout",
+    "black_hole": "timeout",
+    "refusing": "connect",
+    "reset_mid_body": "reset",
+    "garbage_status": "protocol",
+    "cl_te_conflict": "protocol",
+    "short_body": "reset",
+    "trickle": "timeout",
+}
+
+
+@pytest.fixture
+async def fault_server(request: pytest.FixtureRequest) -> AsyncIterator[FaultServer | None]:
+    mode = request.param
+    if mode == "refusing":
+        yield None
+        return
+    server = await FaultServer(mode, delay=2.0, interval=0.3).start()
+    yield server
+    await server.stop()
+
+
+async def _drive(client: aiohttp.ClientSession, proxy: ShadowDiff, peak: list[int]) -> tuple[list[float], list[bytes]]:
+    latencies, bodies = [], []
+    for i in range(REQUESTS):
+        started = time.perf_counter()
+        async with client.get(url_of(proxy) + f"/items/{i}") as response:
+            assert response.status == 200
+            bodies.append(await response.read())
+        latencies.append(time.perf_counter() - started)
+        peak.append(proxy.mirror.in_flight)
+    return latencies, bodies
+
+
+@pytest.mark.parametrize("fault_server", list(SHADOW_FAULTS), indirect=True)
+async def test_shadow_faults_never_reach_the_client(
+    fault_server: FaultServer | None,
+    request: pytest.FixtureRequest,
+    primary: Backend,
+    shadow: Backend,
+    start_proxy: StartProxy,
+    client: aiohttp.ClientSession,
+) -> None:
+    """Whatever the shadow does, the client's answers and latency match the healthy-shadow run; the fault is counted by kind; in-flight stays under the cap; nothing is left running."""
+    mode = request.node.callspec.params["fault_server"]
+    bad_url = fault_server.url if fault_server else f"http://127.0.0.1:{free_port()}"
+    healthy = await start_proxy(primary.url, shadow.url, **SHADOW_BOUNDS)
+    bad = await start_proxy(primary.url, bad_url, **SHADOW_BOUNDS)
+
+    healthy_latency, healthy_bodies = await _drive(client, healthy, [])
+    peak: list[int] = []
+    bad_latency, bad_bodies = await _drive(client, bad, peak)
+
+    assert bad_bodies == healthy_bodies
+    assert statistics.median(bad_latency) <= 3 * statistics.median(healthy_latency) + 0.05
+    assert max(bad_latency) < 0.9  # under the shadow's own 1 s deadline: nobody waited for it
+    assert max(peak) <= CAP
+
+    await settle(bad, timeout=15)
+    m = metrics(bad)
+    mirrored = m.value("shadowdiff_mirrored_total")
+    assert mirrored + m.value("shadowdiff_mirror_skipped_total", reason="overload") == REQUESTS
+    assert m.value("shadowdiff_upstream_errors_total", upstream="shadow", kind=SHADOW_FAULTS[mode]) == mirrored > 0
+    assert m.value("shadowdiff_comparisons_total", outcome="shadow_error") == mirrored
+    assert m.value("shadowdiff_upstream_errors_total", upstream="primary") == 0
+
+    await bad.stop()
+    assert [t for t in asyncio.all_tasks() if t.get_name().startswith("shadow ")] == []
+
+
+# -- the primary misbehaving ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind"), [("garbage_status", "protocol"), ("cl_te_conflict", "protocol"), ("black_hole", "timeout")]
+)
+async def test_primary_that_cannot_answer_gets_a_gateway_error(
+    mode: str, kind: str, shadow: Backend, start_proxy: StartProxy
+) -> None:
+    """Garbage or ambiguous framing from the primary is a 502; silence past primary.timeout a 504 at the deadline."""
+    server = await FaultServer(mode).start()
+    try:
+        proxy = await start_proxy(server.url, shadow.url, primary={"timeout": 0.5})
+        started = time.perf_counter()
+        response = await rawhttp.send(url_of(proxy), b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        elapsed = time.perf_counter() - started
+    finally:
+        await server.stop()
+    assert response.status == (504 if kind == "timeout" else 502)
+    assert elapsed < 2.0
+    assert b"Traceback" not in response.body
+    m = metrics(proxy)
+    assert m.value("shadowdiff_upstream_errors_total", upstream="primary", kind=kind) == 1
+    assert shadow.seen == []  # no answer head from the primary: no copy sent
+
+
+async def test_primary_silent_mid_body_cuts_the_client(shadow: Backend, start_proxy: StartProxy) -> None:
+    """A primary that goes quiet mid-body past primary.timeout has the client's connection cut, never completed."""
+    server = await FaultServer("trickle", body=b"x" * 50, interval=2.0).start()
+    try:
+        proxy = await start_proxy(server.url, shadow.url, primary={"timeout": 0.3})
+        response = await rawhttp.send(url_of(proxy), b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", timeout=5)
+    finally:
+        await server.stop()
+    assert response.status == 200 and not response.complete
+    assert metrics(proxy).value("shadowdiff_upstream_errors_total", upstream="primary", kind="timeout") == 1
+
+
+# -- slow and greedy clients ---------------------------------------------------------------
+
+
+async def _served(proxy: ShadowDiff) -> bool:
+    response = await rawhttp.send(url_of(proxy), b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", timeout=2)
+    return response.status == 200
+
+
+async def test_partial_headers_are_cut_off_while_others_are_served(primary: Backend, start_proxy: StartProxy) -> None:
+    """A client that never finishes its request head is disconnected after listen.idle_timeout; others are served meanwhile."""
+    proxy = await start_proxy(primary.url, listen={"idle_timeout": 0.5})
+    host, port = str(proxy.address).rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Partial: ")
+        await writer.drain()
+        assert await _served(proxy)
+        started = time.perf_counter()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the proxy, nothing answered
+        assert time.perf_counter() - started < 2
+    finally:
+        writer.close()
+    assert [s.raw_path for s in primary.seen] == ["/ok"]
+
+
+async def test_trickled_body_gets_408(primary: Backend, start_proxy: StartProxy) -> None:
+    """A body that does not arrive within listen.request_timeout gets 408 and reaches no upstream; others are served meanwhile."""
+    proxy = await start_proxy(primary.url, listen={"request_timeout": 0.5})
+    host, port = str(proxy.address).rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+        await writer.drain()
+        assert await _served(proxy)
+        started = time.perf_counter()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert time.perf_counter() - started < 2
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert [s.raw_path for s in primary.seen] == ["/ok"]
+
+
+async def test_connection_cap_sheds_fast(primary: Backend, start_proxy: StartProxy) -> None:
+    """Past listen.max_connections a new connection gets an immediate 503 and is counted; freed capacity serves again."""
+    proxy = await start_proxy(primary.url, listen={"max_connections": 3})
+    host, port = str(proxy.address).rsplit(":", 1)
+    held = [await asyncio.open_connection(host, int(port)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    shed = await rawhttp.send(url_of(proxy), b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", timeout=2)
+    assert shed.status == 503
+    assert time.perf_counter() - started < 0.5
+    for _, writer in held:
+        writer.close()
+    await asyncio.sleep(0.1)
+    assert await _served(proxy)
+    assert metrics(proxy).value("shadowdiff_connections_shed_total") == 1
+
+
+# -- malformed requests and smuggling shapes ------------------------------------------------
+
+SMUGGLING = {
+    "cl_and_te": b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "te_and_cl": b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+    "duplicate_cl_same": b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    "duplicate_cl_different": b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
+    "cl_list": b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
+    "plus_cl": b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc",
+    "obs_fold": b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n b\r\n\r\n",
+    "bad_chunk_size": b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    "huge_chunk_size": b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+    "chunk_ext_bare_lf": b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x\nabc\r\n0\r\n\r\n",
+    "te_not_chunked_last": b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+    "te_obfuscated": b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    "te_space_before_colon": b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    "te_in_http10": b"POST /echo HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "bare_lf_head": b"GET /echo HTTP/1.1\nHost: a\n\n",
+    "space_in_header_name": b"GET /echo HTTP/1.1\r\nHost: a\r\nX Bad: 1\r\n\r\n",
+    "nul_in_header": b"GET /echo HTTP/1.1\r\nHost: a\r\nX-N: a\x00b\r\n\r\n",
+    "two_hosts": b"GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    "no_host_http11": b"GET /echo HTTP/1.1\r\n\r\n",
+    "unknown_version": b"GET /echo HTTP/9.9\r\nHost: a\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", SMUGGLING.values(), ids=SMUGGLING.keys())
+async def test_malformed_requests_get_400_and_reach_no_backend(
+    raw: bytes, primary: Backend, shadow: Backend, start_proxy: StartProxy
+) -> None:
+    """Request-smuggling shapes and malformed heads get 400, reach neither backend, and are counted."""
+    proxy = await start_proxy(primary.url, shadow.url, mirror={"methods": ["GET", "POST"]})
+    response = await rawhttp.send(url_of(proxy), raw, timeout=3)
+    await settle(proxy)
+    assert response.status == 400
+    assert primary.seen == [] and shadow.seen == []
+    m = metrics(proxy)
+    assert m.value("shadowdiff_malformed_requests_total") + m.value("shadowdiff_requests_total", status="400") == 1
+
+
+# -- upgrades ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def websocket_primary() -> AsyncIterator[str]:
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(protocols=("chat",))
+        await ws.prepare(request)
+        await ws.send_str("hello " + request.headers.get("X-Who", "?"))
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await ws.send_str("echo:" + message.data)
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await ws.send_bytes(message.data[::-1])
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+async def test_websocket_is_relayed_both_ways_and_not_mirrored(
+    websocket_primary: str, shadow: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """Frames flow both ways through the proxy with the primary's subprotocol, past primary.timeout of idleness; the shadow gets nothing."""
+    proxy = await start_proxy(websocket_primary, shadow.url, primary={"timeout": 0.3})
+    async with client.ws_connect(url_of(proxy) + "/ws", protocols=("chat", "other"), headers={"X-Who": "ann"}) as ws:
+        assert ws.protocol == "chat"
+        assert await ws.receive_str(timeout=2) == "hello ann"
+        await asyncio.sleep(0.6)  # idle past primary.timeout: a WebSocket has no read deadline
+        await ws.send_str("hi")
+        assert await ws.receive_str(timeout=2) == "echo:hi"
+        await ws.send_bytes(b"abc")
+        assert await ws.receive_bytes(timeout=2) == b"cba"
+    for _ in range(100):  # the handler returns once both directions have closed
+        if metrics(proxy).value("shadowdiff_requests_total", status="101") == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert metrics(proxy).value("shadowdiff_requests_total", status="101") == 1
+    await settle(proxy)
+    assert shadow.seen == []
+
+
+async def test_websocket_refused_by_the_primary_keeps_its_status(
+    websocket_primary: str, start_proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """A primary that answers the upgrade with 404 gives the client a 404, not a 502."""
+    proxy = await start_proxy(websocket_primary)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect(url_of(proxy) + "/nowhere")
+    assert refused.value.status == 404
+
+
+async def test_h2c_upgrade_is_never_forwarded(primary: Backend, start_proxy: StartProxy) -> None:
+    """An h2c upgrade is declined: answered over HTTP/1.1 with the connection closed after it, and the primary sees no Upgrade."""
+    proxy = await start_proxy(primary.url)
+    response = await rawhttp.send(
+        url_of(proxy),
+        b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    )
+    assert response.status_line == "HTTP/1.1 200 OK"
+    assert response.values("Connection") == ["close"]  # a request pipelined behind it is retried, not lost
+    assert [s.raw_path for s in primary.seen] == ["/echo"]
+    assert not primary.seen[0].has("Upgrade") and not primary.seen[0].has("HTTP2-Settings")
+
+
+# -- compression bombs ----------------------------------------------------------------------
+
+BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024))  # ~64 KB that would expand to 64 MB
+
+
+async def test_request_bomb_is_relayed_unexpanded(primary: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession) -> None:
+    """A gzip request body is relayed as the compressed bytes; the proxy never inflates it."""
+    proxy = await start_proxy(primary.url, listen={"max_request_body_bytes": 1024 * 1024})
+    async with client.post(url_of(proxy) + "/echo", data=BOMB, headers={"Content-Encoding": "gzip"}) as response:
+        assert response.status == 200
+    assert primary.seen[-1].body == BOMB
+
+
+async def test_response_bomb_is_relayed_and_never_expanded_by_the_diff(
+    start_proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """A gzip bomb from both legs reaches the client compressed; the diff engine stops at its cap and counts too_large."""
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {len(BOMB)}\r\n\r\n"
+    servers = []
+    for _ in range(2):
+        server = FaultServer("ok", body=BOMB)
+        server._head = lambda length, head=head: head.encode()  # the bomb's own head
+        servers.append(await server.start())
+    try:
+        proxy = await start_proxy(servers[0].url, servers[1].url, compare={"max_decoded_bytes": 1024 * 1024})
+        async with client.get(url_of(proxy) + "/bomb") as response:
+            assert await response.read() == BOMB
+        await settle(proxy)
+    finally:
+        for server in servers:
+            await server.stop()
+    m = metrics(proxy)
+    assert m.value("shadowdiff_comparisons_total", outcome="match") == 1  # identical bytes: never decoded at all
+
+
+# -- series stay bounded ----------------------------------------------------------------------
+
+
+async def test_metric_series_bounded_after_10000_random_paths(primary: Backend, start_proxy: StartProxy) -> None:
+    """10,000 requests to random paths leave at most 201 route label values on every metric."""
+    import random
+    import string
+
+    proxy = await start_proxy(primary.url)
+    rng = random.Random(3)
+    paths = ["/" + "/".join("".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(2)) for _ in range(10_000)]
+    connector = aiohttp.TCPConnector(limit=32)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        queue = iter(paths)
+
+        async def worker() -> None:
+            for path in queue:
+                async with session.get(url_of(proxy) + path) as response:
+                    await response.read()
+
+        await asyncio.gather(*(worker() for _ in range(32)))
+    m = metrics(proxy)
+    assert len(primary.seen) == 10_000
+    for name in ("shadowdiff_requests_total", "shadowdiff_upstream_responses_total"):
+        assert len(m.label_values(name, "route")) <= 201, name
+
+
+# -- start-up ------------------------------------------------------------------------------
+
+
+async def test_unreachable_shadow_at_start_is_reported_and_the_primary_served(
+    primary: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shadow nobody listens on: a shadow_unreachable log line and upstream_up 0, while the primary is served."""
+    proxy = await start_proxy(primary.url, f"http://127.0.0.1:{free_port()}")
+    assert '"event":"shadow_unreachable"' in capsys.readouterr().out
+    assert metrics(proxy).value("shadowdiff_upstream_up", upstream="shadow") == 0
+    async with client.get(url_of(proxy) + "/x") as response:
+        assert response.status == 200
+
+
+# -- shutdown under load ----------------------------------------------------------------------
+
+
+async def test_sigterm_under_load_finishes_in_flight_requests(tmp_path, shadow: Backend) -> None:
+    """On SIGTERM: no new connections, every in-flight response finishes whole, shadow work is cut at its deadline, exit 0."""
+    import os
+    import signal
+    import sys
+
+    slow = await Backend("slow", delay=1.0).start()
+    hole = await FaultServer("black_hole").start()
+    listen, admin = free_port(), free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"primary: {{url: '{slow.url}'}}\nshadow: {{url: '{hole.url}', timeout: 30}}\n"
+        f"listen: {{address: '127.0.0.1:{listen}', shutdown_timeout: 10}}\nadmin: {{listen: '127.0.0.1:{admin}'}}\n"
+        "mirror: {drain_timeout: 0.5}\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shadowdiff", "serve", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    size = 2_000_000
+    try:
+        assert b'"event":"started"' in await asyncio.wait_for(process.stdout.readline(), 20)
+        async with aiohttp.ClientSession() as client:
+
+            async def fetch() -> tuple[int, int]:
+                async with client.get(f"http://127.0.0.1:{listen}/large?size={size}") as response:
+                    return response.status, len(await response.read())
+
+            in_flight = [asyncio.ensure_future(fetch()) for _ in range(10)]
+            await asyncio.sleep(0.4)  # all ten are waiting on the 1 s primary
+            started = time.perf_counter()
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.2)
+            with pytest.raises(aiohttp.ClientConnectionError):
+                async with client.get(f"http://127.0.0.1:{listen}/late") as late:
+                    await late.read()
+            results = await asyncio.gather(*in_flight)
+        code = await asyncio.wait_for(process.wait(), 15)
+        elapsed = time.perf_counter() - started
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.communicate()
+        await slow.stop()
+        await hole.stop()
+    assert results == [(200, size)] * 10  # nothing cut mid-body
+    assert code == 0
+    assert elapsed < 5  # the in-flight second, plus the 0.5 s shadow drain, not the shadow's 30 s
