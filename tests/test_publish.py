@@ -30,7 +30,9 @@ def redactor() -> Redactor:
         (Difference("body", "$.note", "changed", "x" * 50, "short"), "x" * 40 + "...(+10 chars)", "short"),
         (Difference("status", "status", "changed", 200, 500), 200, 500),
         (Difference("body", "line 3", "changed", "user=a&password=hunter2&x=1", 'token: "abc" ok'),
-         f"user=a&password={REDACTED}&x=1", f'token: "{REDACTED}" ok'),
+         f"user=a&password={REDACTED}&x=1", f"token: {REDACTED} ok"),
+        (Difference("body", "$", "type_changed", 'not JSON: {"password": "two words"}', "JSON"),
+         f'not JSON: {{"password": {REDACTED}}}', "JSON"),
     ],
 )
 def test_redaction_and_truncation(redactor: Redactor, difference: Difference, primary: object, shadow: object) -> None:

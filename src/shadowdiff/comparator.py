@@ -1,10 +1,13 @@
 """Runs comparisons without blocking the event loop.
 
-Small exchanges (both bodies up to `compare.offload_bytes`) are compared inline:
-measured in benchmarks/compare_cost.py, they cost well under a millisecond.
-Larger bodies are compared in one worker process, with the same pure function;
-the number waiting is bounded by the mirror's in-flight cap, since each waits
-inside its shadow slot.
+Bodies that are byte-identical are settled inline at once. Small, unencoded bodies
+(both up to `compare.offload_bytes`) are compared inline too: about 2 ms at the
+64 KiB default (benchmarks/compare_cost.py). Anything larger, or compressed (a few
+KB of gzip can decode to megabytes), goes to one worker process running the same
+pure function. Each job has a deadline (`compare.timeout`); a worker that passes it,
+or dies, is replaced, and that exchange fails to compare (counted by the caller),
+never retried on the event loop. The number of jobs waiting is bounded by the
+mirror's in-flight cap, since each waits inside its shadow slot.
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from shadowdiff import log
 from shadowdiff.compare import Comparison, Exchange, compare
-from shadowdiff.compare.body import Limits, compare_bodies
+from shadowdiff.compare.body import BodyView, Limits, compare_bodies
 from shadowdiff.compare.engine import assemble, body_view
 from shadowdiff.compare.model import SHADOW_ERROR
 from shadowdiff.compare.rules import Rules
 from shadowdiff.config import CompareConfig
+
+
+class CompareFailed(Exception):
+    """The comparison could not be made (worker timed out or died, or the engine raised)."""
 
 
 class Comparator:
@@ -28,37 +34,66 @@ class Comparator:
         self.rules = Rules(config.rules)
         self.limits = Limits(max_decoded_bytes=config.max_decoded_bytes, max_differences=config.max_differences)
         self._offload_bytes = config.offload_bytes
+        self._timeout = config.timeout
         self._pool: ProcessPoolExecutor | None = None
 
     async def compare(self, exchange: Exchange) -> Comparison:
-        rules = self.rules.for_route(exchange.request.route)
+        """The verdict on one exchange. Raises CompareFailed, never anything else."""
         if not exchange.shadow.ok:
             return Comparison(exchange, SHADOW_ERROR)
-        if self._size(exchange) <= self._offload_bytes:
-            return compare(exchange, rules, self.limits)
+        rules = self.rules.for_route(exchange.request.route)
         primary, shadow = body_view(exchange.primary), body_view(exchange.shadow)
-        loop = asyncio.get_running_loop()
         try:
-            body = await loop.run_in_executor(self._worker(), compare_bodies, primary, shadow, rules, self.limits)
+            if self._inline(primary, shadow):
+                return compare(exchange, rules, self.limits)
+            body = await self._offloaded(primary, shadow, rules)
+            return assemble(exchange, rules, self.limits, body)
+        except CompareFailed:
+            raise
+        except Exception as exc:  # a bug or an input the engine cannot take: data, not a crash
+            raise CompareFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    def _inline(self, primary: BodyView, shadow: BodyView) -> bool:
+        p, s = primary.body, shadow.body
+        if p.data is not None and p.data == s.data and primary.content_encoding == shadow.content_encoding:
+            return True  # identical: no decoding, no parsing
+        if primary.content_encoding or shadow.content_encoding:
+            return False  # the decoded size is unknown until decoded
+        return max(p.size, s.size) <= self._offload_bytes
+
+    async def _offloaded(self, primary: BodyView, shadow: BodyView, rules: object):  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        if self._pool is None:
+            # Starting the worker blocks for tens of milliseconds: do it off the loop.
+            pool = self._pool = self._new_pool()
+            await asyncio.to_thread(lambda: pool.submit(_ready).result())
+        job = loop.run_in_executor(self._pool, compare_bodies, primary, shadow, rules, self.limits)
+        try:
+            return await asyncio.wait_for(job, self._timeout)
+        except asyncio.TimeoutError:
+            self._kill()  # the worker is stuck on this input: replace it
+            raise CompareFailed(f"comparison took longer than compare.timeout ({self._timeout} s)") from None
         except BrokenProcessPool:
-            log.event("error", "compare_worker_died", request_id=exchange.request.request_id)
-            self._pool = None  # a new worker next time; this exchange is compared here
-            body = compare_bodies(primary, shadow, rules, self.limits)
-        return assemble(exchange, rules, self.limits, body)
+            self._kill()
+            raise CompareFailed("the comparison worker died") from None
 
     @staticmethod
-    def _size(exchange: Exchange) -> int:
-        sizes = [o.body.size for o in (exchange.primary, exchange.shadow) if o.body is not None]
-        return max(sizes, default=0)
+    def _new_pool() -> ProcessPoolExecutor:
+        # forkserver: a clean worker, not a fork of a process with a running event loop
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("forkserver"))
 
-    def _worker(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # forkserver: a clean worker, not a fork of a process with a running event loop
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
-        return self._pool
+    def _kill(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for process in list(getattr(pool, "_processes", {}).values()):  # no public way to stop a busy worker
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Stop the worker at once, even mid-job: shutdown must not wait on a comparison."""
+        self._kill()
+
+
+def _ready() -> bool:
+    return True

@@ -232,6 +232,7 @@ class CompareConfig:
     max_decoded_bytes: int = _setting(8 * MiB, _non_negative)
     offload_bytes: int = _setting(64 * 1024, _non_negative)
     max_differences: int = _setting(20, _positive)
+    timeout: float = _setting(10.0, _positive)
     rules: tuple[RuleConfig, ...] = _setting(())
 
 

@@ -261,7 +261,8 @@ def _report(tally: _Tally, sent: int, admin_url: str, service: ShadowDiff, out: 
             request = comparison.exchange.request
             write(f"  {request.method} {request.path}\n")
             for d in comparison.differences[:4]:
-                write(f"    {d.part} {d.path} {d.kind}: {_short(d.primary)} -> {_short(d.shadow)}\n")
+                shown = redactor.difference(d)
+                write(f"    {d.part} {d.path} {d.kind}: {_short(shown['primary'])} -> {_short(shown['shadow'])}\n")
     first = next((c for examples in tally.examples.values() for c in examples), None)
     if first is not None:
         line = {"event": "mismatch", "route": first.exchange.request.route, "path": first.exchange.request.path,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -248,6 +249,10 @@ class Upstream:
         )
 
 
+_QUERY = re.compile(r"(https?://[^\s'\"?#]*)[?#][^\s'\"]*")
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+    """A short error text for logs: query strings (tokens live there) removed."""
+    text = _QUERY.sub(r"\1?...", str(exc) or type(exc).__name__)
     return text if len(text) <= 200 else text[:197] + "..."

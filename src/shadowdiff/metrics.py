@@ -106,6 +106,17 @@ class Metrics:
             for kind in ERROR_KINDS:
                 self.upstream_errors.labels(upstream, kind)
 
+        self.compare_failures = Counter(
+            "shadowdiff_compare_failures",
+            "Exchanges that could not be compared (worker deadline passed, worker died, engine error).",
+            registry=registry,
+        )
+        self.bodies_too_large = Counter(
+            "shadowdiff_bodies_too_large",
+            "Response bodies not expanded for comparison: decoding passed compare.max_decoded_bytes.",
+            ["upstream"],
+            registry=registry,
+        )
         self.upstream_up = Gauge(
             "shadowdiff_upstream_up",
             "1 if the upstream's last exchange got a response, 0 if it could not be reached.",

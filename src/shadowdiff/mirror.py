@@ -23,7 +23,8 @@ from collections.abc import Callable
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from shadowdiff.compare import Exchange
-from shadowdiff.comparator import Comparator
+from shadowdiff import log
+from shadowdiff.comparator import CompareFailed, Comparator
 from shadowdiff.config import MirrorConfig, ShadowConfig
 from shadowdiff.forward import CapturedRequest, Observation, Upstream
 from shadowdiff.metrics import Metrics, status_class
@@ -143,7 +144,13 @@ class Mirror:
         if primary_observation is None or not primary_observation.ok:
             return  # the primary's failure is counted on its own, never compared
         started = time.perf_counter()
-        comparison = await self._comparator.compare(Exchange(request, primary_observation, shadow))
+        try:
+            comparison = await self._comparator.compare(Exchange(request, primary_observation, shadow))
+        except CompareFailed as exc:
+            # Neither mirrored nor an outcome: counted on its own, one line, no traceback flood.
+            metrics.compare_failures.inc()
+            log.event("error", "compare_failed", request_id=request.request_id, route=request.route, error=str(exc)[:300])
+            return
         metrics.mirrored.labels(request.route).inc()  # with its outcome, so the two always agree
         self._publisher.publish(comparison, time.perf_counter() - started)
 

@@ -43,7 +43,7 @@ def metrics_sink(metrics: Metrics) -> Sink:
         for difference in comparison.differences:
             metrics.differences.labels(route, difference.part).inc()
         for upstream in comparison.oversized:
-            metrics.upstream_errors.labels(upstream, "too_large").inc()
+            metrics.bodies_too_large.labels(upstream).inc()
         metrics.compare_duration.observe(duration)
 
     return record
@@ -57,14 +57,16 @@ class Redactor:
         self._fields = frozenset(name.lower() for name in config.redact_fields)
         self._max = config.max_value_chars
         names = "|".join(re.escape(name) for name in sorted(self._fields))
+        # name, an optional closing quote, : or =, then the value: quoted (with escapes) or bare.
+        value = r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s&,;}]+)"""
         self._text_fields = (
-            re.compile(rf"""((?:{names})["']?\s*[:=]\s*["']?)[^"'&\s,;}}]+""", re.IGNORECASE) if names else None
+            re.compile(rf"""((?:{names})["']?\s*[:=]\s*){value}""", re.IGNORECASE) if names else None
         )
 
     def difference(self, d: Difference) -> dict[str, Any]:
         secret = self._is_secret(d)
         primary, shadow = d.primary, d.shadow
-        if d.part == "body" and not d.path.startswith("$"):  # lines of a text body
+        if d.part == "body":  # text lines, excerpts of non-JSON bodies, string values
             primary, shadow = self._scrub_text(primary), self._scrub_text(shadow)
         return {
             "part": d.part,
@@ -99,7 +101,10 @@ class Redactor:
             return REDACTED
         if isinstance(value, (dict, list)):
             value = self._scrub(value)
-            text = orjson.dumps(value).decode()
+            try:
+                text = orjson.dumps(value).decode()
+            except orjson.JSONEncodeError:  # nested past orjson's limit
+                return "<value too deeply nested to log>"
             return value if len(text) <= self._max else self._cut(text)
         if isinstance(value, str):
             return self._cut(value)

@@ -241,13 +241,127 @@ def test_encoded_bodies_are_compared_decoded(encoding: str, encode) -> None:
     assert diffs(run(p, s)) == [("body", "$.b", "changed")]
 
 
-def test_compression_bomb_is_not_expanded() -> None:
-    """A body that decodes past max_decoded_bytes is compared as sent and flagged oversized."""
-    bomb = gzip.compress(b"0" * (10 * 1024 * 1024))  # ~10 KB that would expand to 10 MB
-    headers = {**JSON, "Content-Encoding": "gzip"}
-    comparison = run(seen("primary", bomb, headers=headers), seen("shadow", gzip.compress(b"{}"), headers=headers))
+@pytest.mark.parametrize(
+    ("encoding", "bomb"),
+    [
+        ("gzip", gzip.compress(b"0" * (64 * 1024 * 1024), compresslevel=1)),  # small, expands to 64 MB
+        ("br", brotli.compress(b"0" * (64 * 1024 * 1024), quality=1)),
+        ("gzip, gzip", gzip.compress(gzip.compress(b"0" * (64 * 1024 * 1024), compresslevel=1))),
+    ],
+)
+def test_compression_bomb_is_never_expanded(encoding: str, bomb: bytes) -> None:
+    """A body decoding past max_decoded_bytes stops at the cap (memory stays small) and is flagged; against a small body it differs."""
+    import tracemalloc
+
+    headers = {**JSON, "Content-Encoding": encoding}
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        baseline, _ = tracemalloc.get_traced_memory()
+        comparison = run(seen("primary", bomb, headers=headers), seen("shadow", {"a": 1}))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - baseline < 8 * LIMITS.max_decoded_bytes  # the 64 KiB cap, never 64 MB
     assert comparison.oversized == ("primary",)
+    body = [(d.path, d.primary) for d in comparison.differences if d.part == "body"]
+    assert body == [("$", f"over {LIMITS.max_decoded_bytes} bytes decoded")]
+
+
+def test_two_bombs_are_left_uncompared() -> None:
+    """When both bodies pass the decode cap the body is not compared (compressed bytes say nothing), and both are flagged."""
+    headers = {**JSON, "Content-Encoding": "gzip"}
+    a = gzip.compress(b"1" * (1024 * 1024), compresslevel=1)
+    b = gzip.compress(b"1" * (1024 * 1024), compresslevel=9)
+    comparison = run(seen("primary", a, headers=headers), seen("shadow", b, headers=headers))
+    assert comparison.oversized == ("primary", "shadow")
+    assert comparison.differences == ()
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "outcome"),
+    [
+        (gzip.compress(b'{"a": 1}') + gzip.compress(b'{"b": 2}'), gzip.compress(b'{"a": 1}') + gzip.compress(b'{"b": 3}'), MISMATCH),
+        (gzip.compress(b'{"a": 1}')[:-8], gzip.compress(b'{"a": 1}'), MISMATCH),  # cut short: compared as sent
+    ],
+)
+def test_gzip_members_and_truncation(a: bytes, b: bytes, outcome: str) -> None:
+    """Every gzip member is decoded; a truncated stream is never taken for its prefix."""
+    headers = {**JSON, "Content-Encoding": "gzip"}
+    assert run(seen("primary", a, headers=headers), seen("shadow", b, headers=headers)).outcome == outcome
+
+
+def test_rules_apply_when_python_equality_hides_a_json_difference() -> None:
+    """true vs 1 is a type change; an ignore rule on that field excuses it; 1 vs 1.0 alone is a match."""
+    a, b = b'{"debug": true, "n": 1}', b'{"debug": 1, "n": 1.0}'
+    assert diffs(run(seen("primary", a, headers=JSON), seen("shadow", b, headers=JSON))) == [("body", "$.debug", "type_changed")]
+    assert run(seen("primary", a, headers=JSON), seen("shadow", b, headers=JSON), rule("ignore", path="$.debug")).outcome == IGNORED
+
+
+def test_json_with_a_byte_order_mark_and_no_content_type() -> None:
+    """A BOM is not a difference, and JSON is sniffed without a Content-Type; rules then apply."""
+    a = b'\xef\xbb\xbf{"at": 1, "v": 1}'
+    b = b'{"at": 2, "v": 1}'
+    assert run(seen("primary", a), seen("shadow", b), rule("ignore", path="$.at")).outcome == IGNORED
+
+
+@pytest.mark.parametrize("levels", [300, 3000])
+def test_deeply_nested_documents_do_not_crash(levels: int) -> None:
+    """Documents nested hundreds or thousands deep (past orjson's and Python's limits) are compared without errors."""
+    deep_a = b"[" * levels + b"1" + b"]" * levels
+    deep_b = b"[" * levels + b"2" + b"]" * levels
+    comparison = run(seen("primary", deep_a, headers=JSON), seen("shadow", deep_b, headers=JSON))
+    assert comparison.outcome == MISMATCH
+    assert [d.part for d in comparison.differences] == ["body"]
+    # Past MAX_DEPTH documents are compared as text: formatting counts there (documented).
+    reformatted = run(seen("primary", deep_a, headers=JSON), seen("shadow", deep_a.replace(b"[", b"[ "), headers=JSON))
+    assert reformatted.outcome == MISMATCH
+    assert run(seen("primary", deep_a, headers=JSON), seen("shadow", deep_a, headers=JSON)).outcome == MATCH
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [(b"one\r\ntwo\r\n", b"one\ntwo\n"), (b"one\ntwo\n", b"one\ntwo")],
+)
+def test_line_endings_are_a_difference(a: bytes, b: bytes) -> None:
+    """CRLF vs LF, or a missing final newline, is one difference at $ that says so."""
+    comparison = run(seen("primary", a, headers={"Content-Type": "text/plain"}), seen("shadow", b, headers={"Content-Type": "text/plain"}))
     assert diffs(comparison) == [("body", "$", "changed")]
+
+
+def test_pathological_text_diff_is_bounded() -> None:
+    """Large, repetitive text that differs throughout is reported in milliseconds, as one block."""
+    import time
+
+    a = "".join(f"row,{i % 3},x\n" for i in range(20_000)).encode()
+    b = "".join(f"row,{i % 5},x\n" for i in range(20_000)).encode()
+    started = time.perf_counter()
+    comparison = run(seen("primary", a, headers={"Content-Type": "text/csv"}), seen("shadow", b, headers={"Content-Type": "text/csv"}))
+    assert time.perf_counter() - started < 2  # generous: difflib alone takes minutes here
+    assert comparison.outcome == MISMATCH
+
+
+def test_most_specific_tolerance_wins() -> None:
+    """A tolerance for a path applies there even when a tighter body-wide one is listed first."""
+    comparison = run(
+        seen("primary", {"score": 0.5}),
+        seen("shadow", {"score": 0.505}),
+        rule("tolerance", absolute=0.0001),
+        rule("tolerance", absolute=0.01, path="$.score"),
+    )
+    assert comparison.outcome == IGNORED
+
+
+def test_quoted_keys_are_not_wildcards() -> None:
+    """$['.*'] names the key '.*', not every key."""
+    comparison = run(seen("primary", {".*": 1, "a": 1}), seen("shadow", {".*": 1, "a": 2}), rule("ignore", path="$['.*']"))
+    assert diffs(comparison) == [("body", "$.a", "changed")]
+
+
+def test_unparseable_cookies_still_count() -> None:
+    """A Set-Cookie SimpleCookie cannot parse still counts by its name."""
+    p = seen("primary", b"x", headers=CIMultiDict([("Set-Cookie", "sid=a b; Path=/")]))
+    assert diffs(run(p, seen("shadow", b"x"))) == [("header", "set-cookie:sid", "removed")]
 
 
 def test_text_bodies_give_line_differences() -> None:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import orjson
 
 from shadowdiff.compare.decode import TooLarge, Undecodable, decode
-from shadowdiff.compare.jsondiff import Walk, canonical, normalize
+from shadowdiff.compare.jsondiff import MAX_DEPTH, Walk, canonical, depth, normalize
 from shadowdiff.compare.model import Difference
-from shadowdiff.compare.rules import MASKED, RuleSet
+from shadowdiff.compare.rules import EMPTY, MASKED, RuleSet
 from shadowdiff.forward import Body
 
 _TEXT_TYPES = ("text/", "xml", "javascript", "html", "csv", "yaml", "x-www-form-urlencoded")
@@ -53,9 +53,19 @@ def compare_bodies(primary: BodyView, shadow: BodyView, rules: RuleSet, limits: 
     oversized = []
     p_data = _decoded(p.data, primary.content_encoding, limits, "primary", oversized)
     s_data = _decoded(s.data, shadow.content_encoding, limits, "shadow", oversized)
-    if oversized or p_data is None or s_data is None:
-        # Compare what was sent, as bytes: never expand a bomb to look inside it.
-        return BodyResult(_bytes_differences(p.data, s.data), oversized=tuple(oversized))
+    if oversized:
+        # Never expand a bomb to look inside it. If only one side passed the cap the
+        # contents differ (in size at least); if both did, compressed bytes say nothing
+        # about the content (levels, timestamps), so the body is left uncompared, flagged.
+        if len(oversized) == 1:
+            sizes = {side: f"over {limits.max_decoded_bytes} bytes decoded" for side in oversized}
+            sizes.setdefault("primary", f"{len(p_data or b'')} bytes decoded")
+            sizes.setdefault("shadow", f"{len(s_data or b'')} bytes decoded")
+            difference = Difference("body", "$", "changed", sizes["primary"], sizes["shadow"])
+            return BodyResult((difference,), oversized=tuple(oversized))
+        return BodyResult(oversized=tuple(oversized))
+    if p_data is None or s_data is None:  # an unknown or corrupt coding: compare what was sent
+        return BodyResult(_bytes_differences(p.data, s.data))
     if p_data == s_data:
         return BodyResult(decoded_equal=True)
     if _looks_json(primary.content_type, p_data) or _looks_json(shadow.content_type, s_data):
@@ -117,6 +127,7 @@ def _looks_text(content_type: str, data: bytes) -> bool:
 
 
 def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) -> BodyResult:
+    a_raw, b_raw = a_raw.removeprefix(_BOM), b_raw.removeprefix(_BOM)
     try:
         a = orjson.loads(a_raw)
     except orjson.JSONDecodeError:
@@ -131,20 +142,33 @@ def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) ->
         return BodyResult(
             (Difference("body", "$", "type_changed", _kind_of(a, a_raw), _kind_of(b, b_raw)),)
         )
-    if a == b:
-        # Equal to Python; JSON may still tell true from 1, or 1 from 1.0.
+    if max(depth(a), depth(b)) >= MAX_DEPTH:
+        return _compare_deep(a_raw, b_raw)
+    strict = a == b
+    if strict:
         if canonical(a) == canonical(b):
             return BodyResult(decoded_equal=True)
-        walk = Walk(rules, limits.max_differences, strict=True).run(a, b)
-        return BodyResult(tuple(walk.differences), excused=bool(walk.excused and not walk.differences))
+        # Equal to Python, not to JSON (true vs 1), or only 1 vs 1.0 (the same number):
+        # walk every node, before any rule, to tell which.
+        if not Walk(EMPTY, 1, strict=True).run(a, b).differences:
+            return BodyResult(decoded_equal=True)
+    # `strict` descends even where == says equal, to find the true/1 kind of change.
     a, b = normalize(a, rules), normalize(b, rules)
-    walk = Walk(rules, limits.max_differences).run(a, b)
+    walk = Walk(rules, limits.max_differences, strict=strict).run(a, b)
     if walk.differences:
         return BodyResult(tuple(walk.differences))
     return BodyResult(excused=True)  # they differed, and the rules account for all of it
 
 
+def _compare_deep(a_raw: bytes, b_raw: bytes) -> BodyResult:
+    """Documents nested past MAX_DEPTH are compared as text, rules aside."""
+    if a_raw == b_raw:
+        return BodyResult(decoded_equal=True)
+    return BodyResult((Difference("body", "$", "changed", _digest(a_raw), _digest(b_raw)),))
+
+
 _NOT_JSON = object()
+_BOM = b"\xef\xbb\xbf"
 
 
 def _kind_of(value: object, raw: bytes) -> str:
@@ -162,20 +186,50 @@ def _compare_text(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) ->
             a, b = mask.regex.sub(MASKED, a), mask.regex.sub(MASKED, b)
     if a == b:
         return BodyResult(excused=True)
-    return BodyResult(_line_differences(a.splitlines(), b.splitlines(), limits.max_differences))
+    a_lines, b_lines = a.splitlines(), b.splitlines()
+    if a_lines == b_lines:  # only line endings, or the final newline
+        return BodyResult((Difference("body", "$", "changed", _ending(a), _ending(b)),))
+    return BodyResult(_line_differences(a_lines, b_lines, limits.max_differences))
+
+
+def _ending(text: str) -> str:
+    endings = "CRLF" if "\r\n" in text else "LF" if "\n" in text else "no line breaks"
+    final = "a final newline" if text.endswith("\n") else "no final newline"
+    return f"{endings}, {final}"
+
+
+# difflib is quadratic on repetitive text: it only ever sees this many lines.
+MAX_DIFF_LINES = 400
 
 
 def _line_differences(a: list[str], b: list[str], limit: int) -> tuple[Difference, ...]:
-    """One difference per changed hunk: `line N`, with the old and new lines."""
+    """One difference per changed hunk: `line N`, with the old and new lines.
+
+    Equal leading and trailing lines are skipped in linear time; the changed middle
+    is diffed only if it is small, else reported as one changed block from its
+    first line, so a pathological body costs milliseconds, not minutes.
+    """
+    start = 0
+    while start < len(a) and start < len(b) and a[start] == b[start]:
+        start += 1
+    end_a, end_b = len(a), len(b)
+    while end_a > start and end_b > start and a[end_a - 1] == b[end_b - 1]:
+        end_a, end_b = end_a - 1, end_b - 1
+    middle_a, middle_b = a[start:end_a], b[start:end_b]
+    if len(middle_a) + len(middle_b) > MAX_DIFF_LINES:
+        block = Difference(
+            "body", f"line {start + 1}", "changed", "\n".join(middle_a[:3]) or None, "\n".join(middle_b[:3]) or None
+        )
+        return (block,)
     out = []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    matcher = difflib.SequenceMatcher(None, middle_a, middle_b, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
         kind = {"replace": "changed", "delete": "removed", "insert": "added"}[tag]
-        old = "\n".join(a[i1:i2]) if i2 > i1 else None
-        new = "\n".join(b[j1:j2]) if j2 > j1 else None
-        out.append(Difference("body", f"line {i1 + 1}", kind, old, new))
+        old = "\n".join(middle_a[i1:i2]) if i2 > i1 else None
+        new = "\n".join(middle_b[j1:j2]) if j2 > j1 else None
+        out.append(Difference("body", f"line {start + i1 + 1}", kind, old, new))
         if len(out) >= limit:
             break
     return tuple(out)

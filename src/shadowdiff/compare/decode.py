@@ -30,7 +30,10 @@ def codings(header: str | None) -> list[str]:
 
 
 def decode(data: bytes, content_encoding: str | None, limit: int) -> bytes:
-    """Undo each content coding (last applied first), never producing more than `limit` bytes."""
+    """Undo each content coding (last applied first), never producing more than `limit` bytes.
+
+    An identity body is returned as it is: it is already bounded by compare.max_body_bytes.
+    """
     for coding in reversed(codings(content_encoding)):
         if coding in ("gzip", "x-gzip"):
             data = _zlib(data, zlib.MAX_WBITS | 16, limit)
@@ -43,20 +46,26 @@ def decode(data: bytes, content_encoding: str | None, limit: int) -> bytes:
             data = _brotli(data, limit)
         else:
             raise Undecodable(f"content coding {coding!r} is not supported")
-    if len(data) > limit:
-        raise TooLarge(f"body over {limit} bytes")
     return data
 
 
 def _zlib(data: bytes, wbits: int, limit: int) -> bytes:
-    decoder = zlib.decompressobj(wbits)
-    try:
-        out = decoder.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise Undecodable(str(exc)) from exc
-    if len(out) > limit or decoder.unconsumed_tail:
-        raise TooLarge(f"decoded body over {limit} bytes")
-    return out
+    """Decode every member (gzip allows several, concatenated); a stream cut short is undecodable."""
+    out = bytearray()
+    while data:
+        decoder = zlib.decompressobj(wbits)
+        try:
+            out += decoder.decompress(data, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise Undecodable(str(exc)) from exc
+        if len(out) > limit or decoder.unconsumed_tail:
+            raise TooLarge(f"decoded body over {limit} bytes")
+        if not decoder.eof:
+            raise Undecodable("compressed stream ends early")
+        data = decoder.unused_data
+        if wbits != zlib.MAX_WBITS | 16 and data:
+            raise Undecodable("data after the end of the deflate stream")
+    return bytes(out)
 
 
 def _brotli(data: bytes, limit: int) -> bytes:
@@ -67,4 +76,6 @@ def _brotli(data: bytes, limit: int) -> bytes:
         raise Undecodable(str(exc)) from exc
     if len(out) > limit or not decoder.can_accept_more_data():
         raise TooLarge(f"decoded body over {limit} bytes")
+    if not decoder.is_finished():
+        raise Undecodable("brotli stream ends early")
     return out

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from http.cookies import CookieError, SimpleCookie
-
 from multidict import CIMultiDictProxy
 
 from shadowdiff.compare.model import Difference
@@ -71,13 +69,6 @@ def _cookie_differences(primary: CIMultiDictProxy[str], shadow: CIMultiDictProxy
 
 
 def _cookie_names(headers: CIMultiDictProxy[str]) -> set[str]:
-    names = set()
-    for value in headers.getall("Set-Cookie", ()):
-        cookie = SimpleCookie()
-        try:
-            cookie.load(value)
-        except CookieError:
-            names.add(value.split("=", 1)[0].strip())
-            continue
-        names.update(cookie.keys())
-    return names
+    # One cookie per Set-Cookie line, its name before the first "=" (RFC 6265 §5.2);
+    # SimpleCookie would silently drop values it cannot parse.
+    return {value.split("=", 1)[0].strip() for value in headers.getall("Set-Cookie", ())}

@@ -19,6 +19,9 @@ from shadowdiff.compare.paths import ANY_INDEX, ANY_KEY, Pattern
 from shadowdiff.compare.rules import MASKED, RuleSet
 
 IGNORED = "<ignored>"
+# Deeper documents are compared only down to here: recursion (here, in ==, in orjson)
+# must stay far from Python's and orjson's limits whatever a backend sends.
+MAX_DEPTH = 100
 _NUMBER = (int, float)
 
 
@@ -61,16 +64,16 @@ def _at(node: Any, pattern: Pattern, fn: Callable[[Any], Any]) -> Any:
     if not pattern:
         return fn(node)
     head, rest = pattern[0], pattern[1:]
-    if isinstance(node, dict) and isinstance(head, str) and head != ANY_INDEX:
-        keys = list(node) if head == ANY_KEY else ([head] if head in node else [])
+    if isinstance(node, dict) and (isinstance(head, str) or head is ANY_KEY):
+        keys = list(node) if head is ANY_KEY else ([head] if head in node else [])
         for key in keys:
             new = _at(node[key], rest, fn)
             if new is _DROP:
                 del node[key]
             else:
                 node[key] = new
-    elif isinstance(node, list) and (head == ANY_INDEX or isinstance(head, int)):
-        indexes = range(len(node)) if head == ANY_INDEX else ([head] if head < len(node) else [])
+    elif isinstance(node, list) and (head is ANY_INDEX or isinstance(head, int)):
+        indexes = range(len(node)) if head is ANY_INDEX else ([head] if head < len(node) else [])
         for index in indexes:
             new = _at(node[index], rest, fn)
             node[index] = IGNORED if new is _DROP else new  # keep later indexes where they were
@@ -97,6 +100,9 @@ class Walk:
 
     def _walk(self, a: Any, b: Any, path: tuple[str | int, ...]) -> None:
         if len(self.differences) >= self.limit:
+            return
+        if len(path) >= MAX_DEPTH and isinstance(a, (dict, list)):
+            self._add(path, "changed", f"<nested deeper than {MAX_DEPTH}>", f"<nested deeper than {MAX_DEPTH}>")
             return
         if isinstance(a, dict) and isinstance(b, dict):
             for key, value in a.items():
@@ -137,6 +143,21 @@ def _same_kind(a: Any, b: Any) -> bool:
     if _is_number(a) and _is_number(b):
         return True
     return type(a) is type(b)
+
+
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of a parsed document, counted up to `limit` (iteratively)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level >= limit:
+            return limit
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def canonical(value: Any) -> bytes:

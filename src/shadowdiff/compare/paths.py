@@ -7,14 +7,22 @@ Keys that are not identifiers are written `['odd key']`.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Sequence
 
-ANY_INDEX = "[*]"
-ANY_KEY = ".*"
+class Wildcard(enum.Enum):
+    """Pattern segments that match any index or any key (never a key named "[*]")."""
+
+    ANY_INDEX = "[*]"
+    ANY_KEY = ".*"
+
+
+ANY_INDEX = Wildcard.ANY_INDEX
+ANY_KEY = Wildcard.ANY_KEY
 
 Path = tuple[str | int, ...]
-Pattern = tuple[str | int, ...]
+Pattern = tuple[str | int | Wildcard, ...]
 
 _TOKEN = re.compile(
     r"""\.(?P<key>[A-Za-z_$@][\w$@-]*)      # .name
@@ -37,7 +45,7 @@ def parse(text: str) -> Pattern:
     """`$.items[*].id` -> ("items", ANY_INDEX, "id"). Raises PathError."""
     if not text.startswith("$"):
         raise PathError(f"must start with '$', got {text!r}")
-    segments: list[str | int] = []
+    segments: list[str | int | Wildcard] = []
     pos = 1
     while pos < len(text):
         match = _TOKEN.match(text, pos)
@@ -68,7 +76,7 @@ def matches(pattern: Pattern, path: Sequence[str | int]) -> bool:
         elif want == ANY_KEY:
             if not isinstance(have, str):
                 return False
-        elif want != have or isinstance(want, int) != isinstance(have, int):
+        elif want != have or type(want) is not type(have):
             return False
     return True
 

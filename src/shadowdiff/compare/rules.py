@@ -71,6 +71,8 @@ def compile_rules(configs: Sequence[RuleConfig]) -> RuleSet:
             tolerances.append(Tolerance(rule.absolute or 0.0, rule.relative or 0.0, where))
         elif rule.kind == "ignore_header":
             headers.add((rule.header or "").lower())
+    # A tolerance for a path wins over a body-wide one, whatever their order in the file.
+    tolerances.sort(key=lambda t: t.where is None)
     return RuleSet(tuple(ignore), tuple(unordered), tuple(masks), tuple(tolerances), frozenset(headers))
 
 
