@@ -14,7 +14,7 @@ from shadowdiff import log
 
 from shadowdiff import config as configuration
 from shadowdiff.service import ShadowDiff
-from tests.backends import Backend
+from tests.backends import Backend, RawBackend
 from tests.metrics_text import MetricsReader
 
 
@@ -36,6 +36,22 @@ async def shadow() -> AsyncIterator[Backend]:
     backend = await Backend("shadow").start()
     yield backend
     await backend.stop()
+
+
+@pytest.fixture
+async def raw_backend() -> AsyncIterator[Callable[..., Awaitable[RawBackend]]]:
+    """Start RawBackends answering fixed bytes; stopped at teardown."""
+    started: list[RawBackend] = []
+
+    async def start(response: bytes, *, close_after_response: bool = False) -> RawBackend:
+        backend = RawBackend(response)
+        backend.close_after_response = close_after_response
+        started.append(await backend.start())
+        return backend
+
+    yield start
+    for backend in started:
+        await backend.stop()
 
 
 def proxy_config(primary_url: str, shadow_url: str | None, **sections: Any) -> configuration.Config:

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from tests import rawhttp
-from tests.backends import Backend, RawBackend
+from tests.backends import Backend
 from tests.conftest import StartProxy, metrics, settle, url_of
 
 HOP = ("Connection", "Keep-Alive", "Transfer-Encoding")
@@ -125,28 +125,20 @@ async def test_head_keeps_content_length_without_body(primary: Backend, start_pr
     _assert_same(direct, proxied)
 
 
-async def test_proxy_adds_no_date_server_or_content_type(start_proxy: StartProxy) -> None:
+async def test_proxy_adds_no_date_server_or_content_type(start_proxy: StartProxy, raw_backend) -> None:
     """A primary answer without Date, Server or Content-Type gets none added, only Via."""
-    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nx-lower-Case: v\r\n\r\nbody"
-    backend = await RawBackend(raw).start()
-    try:
-        proxy = await start_proxy(backend.url)
-        proxied = await rawhttp.send(url_of(proxy), _request("/"))
-    finally:
-        await backend.stop()
+    backend = await raw_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nx-lower-Case: v\r\n\r\nbody")
+    proxy = await start_proxy(backend.url)
+    proxied = await rawhttp.send(url_of(proxy), _request("/"))
     assert proxied.without("Connection") == [("Content-Length", "4"), ("x-lower-Case", "v"), ("Via", "1.1 shadowdiff")]
     assert proxied.body == b"body"
 
 
-async def test_304_keeps_its_content_length(start_proxy: StartProxy) -> None:
+async def test_304_keeps_its_content_length(start_proxy: StartProxy, raw_backend) -> None:
     """A 304 that names the representation's Content-Length keeps it (aiohttp would drop it)."""
-    raw = b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 1234\r\n\r\n'
-    backend = await RawBackend(raw).start()
-    try:
-        proxy = await start_proxy(backend.url)
-        proxied = await rawhttp.send(url_of(proxy), _request("/"))
-    finally:
-        await backend.stop()
+    backend = await raw_backend(b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 1234\r\n\r\n')
+    proxy = await start_proxy(backend.url)
+    proxied = await rawhttp.send(url_of(proxy), _request("/"))
     assert proxied.status == 304
     assert proxied.header("ETag") == '"v1"'
     assert proxied.header("Content-Length") == "1234"
