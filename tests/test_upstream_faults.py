@@ -115,6 +115,8 @@ async def test_long_primary_stream_does_not_pin_shadow_slots(
         assert proxy.mirror.in_flight == 0
         assert metrics(proxy).value("shadowdiff_mirror_skipped_total", reason="primary_unfinished") == 1
     finally:
+        if stuck.done() and not stuck.cancelled() and stuck.exception() is None:
+            stuck.result().close()  # the head arrived: the response is ours to close
         stuck.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await stuck

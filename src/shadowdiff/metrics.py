@@ -140,6 +140,16 @@ class Metrics:
         )
         self._log_dropped_seen = 0
 
+    def upstream_answered(self, upstream: str, route: str, status: int, elapsed: float) -> None:
+        self.upstream_up.labels(upstream).set(1)
+        self.upstream_duration.labels(upstream, route).observe(elapsed)
+        self.upstream_responses.labels(upstream, route, status_class(status)).inc()
+
+    def upstream_failed(self, upstream: str, kind: str) -> None:
+        self.upstream_errors.labels(upstream, kind).inc()
+        if kind == "connect":
+            self.upstream_up.labels(upstream).set(0)
+
     def exposition(self) -> bytes:
         dropped = log.dropped()  # the writer thread counts; the counter catches up at scrape time
         if dropped > self._log_dropped_seen:

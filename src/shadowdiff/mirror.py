@@ -27,7 +27,7 @@ from shadowdiff import log
 from shadowdiff.comparator import CompareFailed, Comparator
 from shadowdiff.config import MirrorConfig, ShadowConfig
 from shadowdiff.forward import CapturedRequest, Observation, Upstream
-from shadowdiff.metrics import Metrics, status_class
+from shadowdiff.metrics import Metrics
 from shadowdiff.publish import Publisher
 from shadowdiff.tasks import TaskSet
 
@@ -133,7 +133,11 @@ class Mirror:
     async def _run(self, request: CapturedRequest, primary: asyncio.Future[Observation | None]) -> None:
         metrics = self._metrics
         shadow = await self._shadow.observe(request, self.shadow_headers(request), body_limit=self._body_limit)
-        record_observation(metrics, shadow, request.route)
+        if shadow.ok:
+            assert shadow.status is not None
+            metrics.upstream_answered("shadow", request.route, shadow.status, shadow.elapsed)
+        else:
+            metrics.upstream_failed("shadow", shadow.error or "protocol")
         try:
             # A slot is not held for a primary that streams on and on (downloads, event
             # streams): past the deadline the exchange is given up, and counted.
@@ -153,16 +157,3 @@ class Mirror:
             return
         metrics.mirrored.labels(request.route).inc()  # with its outcome, so the two always agree
         self._publisher.publish(comparison, time.perf_counter() - started)
-
-
-def record_observation(metrics: Metrics, observation: Observation, route: str) -> None:
-    """Count one upstream observation: its duration and status class, or its error."""
-    if observation.ok:
-        assert observation.status is not None
-        metrics.upstream_up.labels(observation.upstream).set(1)
-        metrics.upstream_duration.labels(observation.upstream, route).observe(observation.elapsed)
-        metrics.upstream_responses.labels(observation.upstream, route, status_class(observation.status)).inc()
-    else:
-        metrics.upstream_errors.labels(observation.upstream, observation.error).inc()
-        if observation.error == "connect":
-            metrics.upstream_up.labels(observation.upstream).set(0)

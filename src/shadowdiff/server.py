@@ -21,7 +21,7 @@ from yarl import URL
 from shadowdiff import headers as hdr, websocket
 from shadowdiff.config import Config
 from shadowdiff.forward import BodyCapture, CapturedRequest, Observation, Upstream, UpstreamError, classify
-from shadowdiff.metrics import Metrics, method_label, status_class
+from shadowdiff.metrics import Metrics, method_label
 from shadowdiff.mirror import Mirror
 from shadowdiff.routing import RouteTable
 
@@ -141,7 +141,7 @@ class Proxy:
         except websocket.Refused as exc:  # the primary answered, and said no: the client hears it
             return answer.refuse(exc.status, f"primary answered the WebSocket upgrade with {exc.status}")
         except UpstreamError as exc:
-            self._metrics.upstream_errors.labels("primary", exc.kind).inc()
+            self._metrics.upstream_failed("primary", exc.kind)
             return answer.refuse(_GATEWAY_STATUS.get(exc.kind, 502), f"primary upstream failed: {exc.kind}")
         answer.status = 101
         return response
@@ -171,7 +171,7 @@ class Proxy:
         try:
             upstream = await self._primary.open(captured, CIMultiDict(captured.headers))
         except UpstreamError as exc:
-            metrics.upstream_errors.labels("primary", exc.kind).inc()
+            metrics.upstream_failed("primary", exc.kind)
             status = _GATEWAY_STATUS.get(exc.kind, 502)
             return answer.refuse(status, f"primary upstream failed: {exc.kind}")
 
@@ -194,10 +194,9 @@ class Proxy:
                 upstream.close()  # part of a body is still on the wire
             if observation is not None:
                 if observation.ok:
-                    metrics.upstream_duration.labels("primary", route).observe(observation.elapsed)
-                    metrics.upstream_responses.labels("primary", route, status_class(upstream.status)).inc()
+                    metrics.upstream_answered("primary", route, upstream.status, observation.elapsed)
                 else:
-                    metrics.upstream_errors.labels("primary", observation.error).inc()
+                    metrics.upstream_failed("primary", observation.error or "protocol")
             if observed is not None:
                 observed.set_result(observation)
 
