@@ -1,6 +1,6 @@
 """Shadow isolation: what a misbehaving shadow costs the primary's clients, measured.
 
-    .venv/bin/python benchmarks/isolation.py [--requests N] [--concurrency C] [--json PATH]
+    .venv/bin/python benchmarks/isolation.py [--requests N] [--concurrency C] [--rounds R] [--json PATH]
 
 Everything runs in this one process, on one event loop, on 127.0.0.1: an aiohttp client,
 the proxy (`ShadowDiff`), the primary (`tests.backends.Backend`) and the shadow (a healthy
@@ -8,15 +8,19 @@ the proxy (`ShadowDiff`), the primary (`tests.backends.Backend`) and the shadow 
 cycle the proxy spends on shadow work is therefore taken from the client and the primary:
 a harsh setup, on purpose.
 
-Part 1, shadow scenarios. For each one a fresh proxy (shadow.timeout 1.0,
-shadow.connect_timeout 0.5, mirror.max_in_flight 100) gets 2*C warm-up requests (then
-its shadow work is settled and a metrics snapshot taken), then N GET requests at
-concurrency C. The client-side latency of each (request sent to body read), req/s,
-failures (any non-200 or exception), the peak of `service.mirror.in_flight` (sampled every
-10 ms) and, from the proxy's metrics after the shadow work drained, mirrored copies,
-overload skips and shadow errors by kind. The healthy-shadow baseline runs at the start,
-in the middle and at the end; ratios are against all three pooled, and each healthy run's
-own ratio shows the drift over the session.
+Part 1, shadow scenarios. Each scenario's N GET requests (at concurrency C) are split
+over R rounds (default 3); every round runs all nine scenarios, the order rotated by a
+third each round, so every scenario, the healthy baseline included, runs early, mid and
+late in the session. Each run is a fresh proxy (shadow.timeout 1.0,
+shadow.connect_timeout 0.5, mirror.max_in_flight 100), 2*C warm-up requests (then its
+shadow work is settled and a metrics snapshot taken), then the measured requests. Per
+scenario, pooled over the rounds: client-side latency (request sent to body read) p50,
+p99, max; req/s; failures (any non-200 or exception); the peak of
+`service.mirror.in_flight` (sampled every 10 ms); and, from the proxy's metrics once the
+shadow work drained, mirrored copies, overload skips and shadow errors by kind. Ratios are
+against the healthy-shadow scenario; "tput ratio per round" is the range of each round's
+throughput against the same round's healthy run, and a drift line lists the healthy run
+of each round. An unreported healthy run warms the process up first.
 
   healthy     a Backend answering like the primary (every copy a match)
   no_mirror   mirror.enabled false: the proxy alone
@@ -43,7 +47,6 @@ import logging
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 from collections import Counter

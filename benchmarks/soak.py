@@ -242,6 +242,40 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def fd_kinds(pid: int, ports: dict[str, int]) -> dict[str, int]:
+    """The proxy's fds by kind: TCP connections to the primary, to the shadow, from clients
+    (on the traffic port), and everything else (listeners, admin, pipes, files, epoll)."""
+    sockets: dict[str, tuple[int, int, str]] = {}  # inode -> (local port, remote port, state)
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    local, remote, state, inode = cols[1], cols[2], cols[3], cols[9]
+                    sockets[inode] = (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16), state)
+        except OSError:
+            pass
+    out = {"primary": 0, "shadow": 0, "client": 0, "other": 0}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        kind = "other"
+        if target.startswith("socket:["):
+            local, remote, state = sockets.get(target[8:-1], (0, 0, ""))
+            if state != "0A":  # not a listener
+                if remote == ports["primary"]:
+                    kind = "primary"
+                elif remote == ports["shadow"]:
+                    kind = "shadow"
+                elif local == ports["proxy"]:
+                    kind = "client"
+        out[kind] += 1
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -275,6 +309,25 @@ def tree_rss_mb(pid: int) -> float:
         except (OSError, KeyError):
             pass
     return total
+
+
+def code_version() -> str:
+    """shadowdiff's version, and the git commit of the checkout (read-only git commands)."""
+    try:
+        from shadowdiff import __version__ as version
+    except ImportError:
+        version = "?"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    if not head:
+        return version
+    return f"{version} at {head}" + (" (src/ has uncommitted changes)" if dirty else "")
 
 
 def machine() -> str:
@@ -311,6 +364,24 @@ def slope(points: list[tuple[float, float]]) -> float:
     if sxx == 0:
         return math.nan
     return sum((x - mx) * (y - my) for x, y in points) / sxx
+
+
+def cycle_minima(samples: list[dict[str, Any]], cycle: float) -> list[tuple[float, int]]:
+    """The lowest fd count in each whole flap cycle, at the time it was seen.
+
+    Open fds follow the phase (a slow shadow leaves up to max_in_flight idle pooled connections
+    until its next restart), so a slope over raw samples depends on where the run stops; the
+    per-cycle minimum does not.
+    """
+    by_cycle: dict[int, tuple[float, int]] = {}
+    last = samples[-1]["t"] if samples else 0.0
+    for s in samples:
+        k = int(s["t"] // cycle)
+        if (k + 1) * cycle > last + 1:  # the last cycle is incomplete
+            continue
+        if k not in by_cycle or s["fds"] < by_cycle[k][1]:
+            by_cycle[k] = (s["t"], s["fds"])
+    return [by_cycle[k] for k in sorted(by_cycle)]
 
 
 def parse_metrics(text: str) -> dict[str, Any]:
@@ -447,13 +518,19 @@ class Load:
 
 HEADER = (
     f"{'t_s':>5} {'reqs':>7} {'rps':>5} {'p50ms':>6} {'p99ms':>7} {'fail':>4} {'rssMB':>6} {'treeMB':>6} "
-    f"{'fds':>4} {'thr':>3} {'cpu%':>4} {'infl':>4} {'max':>4} {'overld':>6} "
+    f"{'fds':>4} {'fd p/s/c/o':>12} {'thr':>3} {'cpu%':>4} {'infl':>4} {'max':>4} {'overld':>6} "
     f"{'shadow_err c/t/r/p':>18} {'cmp match/mism/ign/serr':>24}  mode"
 )
 
 
 async def sample_loop(
-    proxy_pid: int, admin: str, load: Load, args: argparse.Namespace, mode_now: Any, samples: list[dict[str, Any]]
+    proxy_pid: int,
+    admin: str,
+    ports: dict[str, int],
+    load: Load,
+    args: argparse.Namespace,
+    mode_now: Any,
+    samples: list[dict[str, Any]],
 ) -> None:
     loop = asyncio.get_running_loop()
     interval_max_inflight = 0.0
@@ -495,6 +572,7 @@ async def sample_loop(
                 "rss_mb": int(status["VmRSS"].split()[0]) / 1024,
                 "tree_rss_mb": tree_rss_mb(proxy_pid),
                 "fds": fd_count(proxy_pid),
+                "fd_kinds": fd_kinds(proxy_pid, ports),
                 "threads": int(status["Threads"]),
                 "cpu_pct": 100 * (cpu - last_cpu) / span if span > 0 else math.nan,
                 "in_flight": metrics["in_flight"] if metrics else math.nan,
@@ -507,12 +585,13 @@ async def sample_loop(
             }
             samples.append(sample)
             se, oc = sample["shadow_errors"], sample["outcomes"]
+            fdk = "/".join(str(sample["fd_kinds"][k]) for k in ("primary", "shadow", "client", "other"))
             errs = "/".join(str(int(se.get(k, 0))) for k in ("connect", "timeout", "reset", "protocol"))
             cmps = "/".join(str(int(oc.get(k, 0))) for k in ("match", "mismatch", "ignored", "shadow_error"))
             print(
                 f"{elapsed:5.0f} {stats.requests:7d} {sample['rps']:5.0f} {sample['p50_ms']:6.1f} "
                 f"{sample['p99_ms']:7.1f} {stats.failures:4d} {sample['rss_mb']:6.1f} {sample['tree_rss_mb']:6.1f} "
-                f"{sample['fds']:4d} {sample['threads']:3d} {sample['cpu_pct']:4.0f} {sample['in_flight']:4.0f} "
+                f"{sample['fds']:4d} {fdk:>12} {sample['threads']:3d} {sample['cpu_pct']:4.0f} {sample['in_flight']:4.0f} "
                 f"{interval_max_inflight:4.0f} {sample['overload']:6.0f} {errs:>18} {cmps:>24}  {sample['modes']}"
                 + (f" tasks={sample['tasks']:.0f}" if sample["tasks"] is not None else ""),
                 flush=True,
@@ -561,6 +640,7 @@ class Soak:
         self.final_metrics: dict[str, Any] | None = None
         self.drain_seconds: float | None = None
         self.idle_fds: int | None = None
+        self.idle_fd_kinds: dict[str, int] | None = None
 
     def backend_cmd(self, role: str, port: int) -> list[str]:
         a = self.args
@@ -570,6 +650,9 @@ class Soak:
             "--epoch", repr(self.epoch), "--flap-period", str(a.flap_period),
             "--fault-seconds", str(a.fault_seconds), "--max-lifetime", str(lifetime),
         ]
+
+    def ports(self) -> dict[str, int]:
+        return {"primary": self.primary_port, "shadow": self.shadow_port, "proxy": self.proxy_port}
 
     def start_shadow(self) -> None:
         self.shadow = spawn(self.backend_cmd("shadow", self.shadow_port), os.path.join(self.work, "shadow.log"))
@@ -643,7 +726,7 @@ class Soak:
         await asyncio.sleep(max(0.0, start - loop.time()))
         await asyncio.gather(
             load.run(),
-            sample_loop(self.proxy.pid, admin, load, a, self.mode, self.samples),
+            sample_loop(self.proxy.pid, admin, self.ports(), load, a, self.mode, self.samples),
             self.flap(load.end),
         )
         # Let shadow work drain, then take the final counters and the idle fd count.
@@ -658,6 +741,7 @@ class Soak:
         self.drain_seconds = loop.time() - drain_began
         self.final_metrics = metrics
         self.idle_fds = fd_count(self.proxy.pid)
+        self.idle_fd_kinds = fd_kinds(self.proxy.pid, self.ports())
 
     async def flap(self, end: float) -> None:
         """Kill the shadow for its `down` phases and bring it back on the same port afterwards."""
@@ -709,9 +793,11 @@ class Soak:
             if fm
             else None
         )
+        cycle = a.flap_period * len(FAULTS)  # one slow, one down, one garbage phase
         return {
             "python": platform.python_version(),
             "machine": machine(),
+            "shadowdiff": code_version(),
             "args": {k: v for k, v in vars(a).items() if k not in ("role",)},
             "requests": stats.requests,
             "failures": stats.failures,
@@ -732,6 +818,9 @@ class Soak:
             "tree_rss_slope_mb_per_min": slope([(s["t"] / 60, s["tree_rss_mb"]) for s in after]),
             "fd_slope_per_min": slope([(s["t"] / 60, s["fds"]) for s in after]),
             "in_flight_slope_per_min": slope([(s["t"] / 60, s["in_flight"]) for s in after]),
+            "fd_cycle_minima": cycle_minima(after, cycle),
+            "fd_cycle_min_slope_per_min": slope([(t / 60, v) for t, v in cycle_minima(after, cycle)]),
+            "idle_fd_kinds_after_drain": self.idle_fd_kinds,
             "fds_min_max": [min((s["fds"] for s in after), default=None), max((s["fds"] for s in after), default=None)],
             "idle_fds_after_drain": self.idle_fds,
             "threads_min_max": [min((s["threads"] for s in after), default=None),
@@ -769,8 +858,10 @@ def print_summary(s: dict[str, Any], warmup: float) -> None:
           f"{f(s['tree_rss_end_mb'])} MB")
     print(f"slopes after {warmup:g} s warm-up: RSS {f(s['rss_slope_mb_per_min'], '+.3f')} MB/min "
           f"(with children {f(s['tree_rss_slope_mb_per_min'], '+.3f')}), fds {f(s['fd_slope_per_min'], '+.3f')}/min "
-          f"(range {s['fds_min_max']}, {s['idle_fds_after_drain']} idle after drain), "
-          f"in-flight {f(s['in_flight_slope_per_min'], '+.3f')}/min")
+          f"(range {s['fds_min_max']}), in-flight {f(s['in_flight_slope_per_min'], '+.3f')}/min")
+    minima = ", ".join(f"{v}@{t:.0f}s" for t, v in s["fd_cycle_minima"])
+    print(f"fds, lowest per {'/'.join(FAULTS)} cycle: {minima or 'n/a'} (slope {f(s['fd_cycle_min_slope_per_min'], '+.3f')}/min); "
+          f"{s['idle_fds_after_drain']} after drain {s['idle_fd_kinds_after_drain']}")
     print(f"threads {s['threads_min_max']}; shadow in-flight max {f(s['in_flight_max'], '.0f')}, "
           f"{f(s['in_flight_after_drain'], '.0f')} after {f(s['drain_seconds'])} s drain")
     print(f"mirror skipped {s['skipped']}; shadow errors {s['shadow_errors']}; primary errors {s['primary_errors']}")
@@ -782,7 +873,8 @@ def print_summary(s: dict[str, Any], warmup: float) -> None:
     if slope_mb is None or math.isnan(slope_mb):
         print("verdict: RSS unknown (too few samples after warm-up)")
     else:
-        print(f"verdict: {'RSS flat' if abs(slope_mb) < RSS_FLAT_MB_PER_MIN else 'RSS growing'} "
+        word = "RSS flat" if abs(slope_mb) < RSS_FLAT_MB_PER_MIN else "RSS growing" if slope_mb > 0 else "RSS shrinking"
+        print(f"verdict: {word} "
               f"(|{slope_mb:+.3f}| {'<' if abs(slope_mb) < RSS_FLAT_MB_PER_MIN else '>='} "
               f"{RSS_FLAT_MB_PER_MIN} MB/min)")
 
@@ -827,6 +919,7 @@ def main() -> int:
         return 0
     print(f"# soak.py: Python {platform.python_version()} ({platform.python_implementation()}), "
           f"{machine()}, {platform.system()} {platform.release()}", flush=True)
+    print(f"# shadowdiff {code_version()}", flush=True)
 
     soak = Soak(args)
     interrupted: list[int] = []

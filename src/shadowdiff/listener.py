@@ -25,19 +25,29 @@ _SHED = (
 
 
 class TrafficServer(web.Server):
-    """aiohttp's low-level server with a cap on concurrent client connections."""
+    """aiohttp's low-level server with a cap on concurrent client connections.
+
+    Past the cap the connection gets its own tiny protocol that answers 503 and
+    closes: aiohttp never sees it, so no handler is started just to be torn down.
+    """
 
     def __init__(self, handler: Any, *, max_connections: int, on_shed: Callable[[], None], **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._max_connections = max_connections
         self._on_shed = on_shed
 
-    def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
-        super().connection_made(handler, transport)
-        if len(self._connections) > self._max_connections:
+    def __call__(self) -> asyncio.Protocol:
+        if len(self._connections) >= self._max_connections:
             self._on_shed()
-            transport.write(_SHED)
-            transport.close()
+            return _Shed()
+        return super().__call__()
+
+
+class _Shed(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(_SHED)
+        transport.close()
 
 
 class MalformedRequests(logging.Filter):
