@@ -180,6 +180,8 @@ class MirrorConfig:
     marker_header: str = _setting("X-Shadow-Request", _header_name)
     marker_value: str = _setting("true")
     drain_timeout: float = _setting(5.0, _non_negative)
+    breaker_failures: int = _setting(20, _non_negative)
+    breaker_cooldown: float = _setting(5.0, _positive)
 
 
 RULE_KINDS = ("ignore", "mask", "tolerance", "unordered", "ignore_header")

@@ -20,7 +20,9 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DE
 
 UPSTREAMS = ("primary", "shadow")
 ERROR_KINDS = ("connect", "timeout", "reset", "protocol", "too_large")
-SKIP_REASONS = ("method", "sampled_out", "filtered", "paused", "body_too_large", "overload", "primary_unfinished")
+SKIP_REASONS = (
+    "method", "sampled_out", "filtered", "paused", "body_too_large", "overload", "primary_unfinished", "shadow_unhealthy",
+)  # fmt: skip
 OUTCOMES = ("match", "mismatch", "ignored", "shadow_error")
 PARTS = ("status", "header", "body")
 

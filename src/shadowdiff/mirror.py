@@ -24,6 +24,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from shadowdiff.compare import Exchange
 from shadowdiff import log
+from shadowdiff.breaker import Breaker
 from shadowdiff.comparator import CompareFailed, Comparator
 from shadowdiff.config import MirrorConfig, ShadowConfig
 from shadowdiff.forward import CapturedRequest, Observation, Upstream
@@ -98,13 +99,17 @@ class Mirror:
         self._comparator = comparator
         self._body_limit = compare_body_bytes
         self._tasks = TaskSet()
+        self.breaker = Breaker(mirror_config.breaker_failures, mirror_config.breaker_cooldown)
         self._primary_wait = shadow_config.timeout
         self.in_flight = 0
 
     def dispatch(self, request: CapturedRequest, primary: asyncio.Future[Observation | None]) -> bool:
-        """Start the shadow exchange for `request`, or drop it when at the cap."""
+        """Start the shadow exchange for `request`, or drop it when at the cap or the shadow is failing."""
         if self.in_flight >= self._config.max_in_flight:
             self._metrics.mirror_skipped.labels("overload").inc()
+            return False
+        if not self.breaker.allow():
+            self._metrics.mirror_skipped.labels("shadow_unhealthy").inc()
             return False
         self.in_flight += 1
         self._metrics.shadow_in_flight.inc()
@@ -133,6 +138,7 @@ class Mirror:
     async def _run(self, request: CapturedRequest, primary: asyncio.Future[Observation | None]) -> None:
         metrics = self._metrics
         shadow = await self._shadow.observe(request, self.shadow_headers(request), body_limit=self._body_limit)
+        self.breaker.record(shadow.ok)
         if shadow.ok:
             assert shadow.status is not None
             metrics.upstream_answered("shadow", request.route, shadow.status, shadow.elapsed)
