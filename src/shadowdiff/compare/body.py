@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import orjson
 
 from shadowdiff.compare.decode import TooLarge, Undecodable, decode
-from shadowdiff.compare.jsondiff import MAX_DEPTH, Walk, canonical, depth, normalize
+from shadowdiff.compare.jsondiff import Walk, canonical, normalize
 from shadowdiff.compare.model import Difference
 from shadowdiff.compare.rules import EMPTY, MASKED, RuleSet
 from shadowdiff.forward import Body
@@ -142,8 +142,15 @@ def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) ->
         return BodyResult(
             (Difference("body", "$", "type_changed", _kind_of(a, a_raw), _kind_of(b, b_raw)),)
         )
-    if max(depth(a), depth(b)) >= MAX_DEPTH:
+    try:
+        return _compare_parsed(a, b, rules, limits)
+    except (RecursionError, orjson.JSONEncodeError):
+        # Nested past what ==, orjson's encoder (255) or the recursion limit can take:
+        # found by trying rather than by walking every document in Python first.
         return _compare_deep(a_raw, b_raw)
+
+
+def _compare_parsed(a: object, b: object, rules: RuleSet, limits: Limits) -> BodyResult:
     strict = a == b
     if strict:
         if canonical(a) == canonical(b):
@@ -161,7 +168,7 @@ def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) ->
 
 
 def _compare_deep(a_raw: bytes, b_raw: bytes) -> BodyResult:
-    """Documents nested past MAX_DEPTH are compared as text, rules aside."""
+    """Documents nested too deep to compare structurally are compared as bytes, rules aside."""
     if a_raw == b_raw:
         return BodyResult(decoded_equal=True)
     return BodyResult((Difference("body", "$", "changed", _digest(a_raw), _digest(b_raw)),))

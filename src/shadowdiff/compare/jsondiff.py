@@ -145,20 +145,5 @@ def _same_kind(a: Any, b: Any) -> bool:
     return type(a) is type(b)
 
 
-def depth(value: Any, limit: int = MAX_DEPTH) -> int:
-    """Nesting depth of a parsed document, counted up to `limit` (iteratively)."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        node, level = stack.pop()
-        deepest = max(deepest, level)
-        if level >= limit:
-            return limit
-        if isinstance(node, dict):
-            stack.extend((child, level + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, level + 1) for child in node)
-    return deepest
-
-
 def canonical(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
