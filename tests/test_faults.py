@@ -192,6 +192,52 @@ async def test_connection_cap_sheds_fast(primary: Backend, start_proxy: StartPro
     assert metrics(proxy).value("shadowdiff_connections_shed_total") == 1
 
 
+async def test_connection_cap_holds_for_a_burst(primary: Backend, start_proxy: StartProxy) -> None:
+    """Ten connections opened at once against a cap of 3: at most 3 are served, the rest get 503."""
+    proxy = await start_proxy(primary.url, listen={"max_connections": 3})
+    host, port = str(proxy.address).rsplit(":", 1)
+    connections = await asyncio.gather(*(asyncio.open_connection(host, int(port)) for _ in range(10)))
+    try:
+        for _, writer in connections:
+            writer.write(b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        answers = await asyncio.gather(*(asyncio.wait_for(reader.read(), 5) for reader, _ in connections))
+    finally:
+        for _, writer in connections:
+            writer.close()
+    statuses = sorted(int(a.split(b" ")[1]) for a in answers)
+    assert statuses.count(200) <= 3 and statuses.count(503) >= 7
+    assert metrics(proxy).value("shadowdiff_connections_shed_total") == statuses.count(503)
+
+
+async def test_connection_cap_under_uvloop(tmp_path, primary: Backend) -> None:
+    """In a real `serve` process (uvloop), the connection past the cap gets the 503, not a reset."""
+    import sys
+
+    listen, admin = free_port(), free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"primary: {{url: '{primary.url}'}}\nmirror: {{enabled: false}}\n"
+        f"listen: {{address: '127.0.0.1:{listen}', max_connections: 3}}\nadmin: {{listen: '127.0.0.1:{admin}'}}\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shadowdiff", "serve", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    held = []
+    try:
+        assert b'"event":"started"' in await asyncio.wait_for(process.stdout.readline(), 20)
+        held = [await asyncio.open_connection("127.0.0.1", listen) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        shed = await rawhttp.send(f"http://127.0.0.1:{listen}", b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", timeout=5)
+        assert shed.status == 503
+    finally:
+        for _, writer in held:
+            writer.close()
+        process.terminate()
+        out, err = await process.communicate()
+    assert b"Traceback" not in out + err
+
+
 # -- malformed requests and smuggling shapes ------------------------------------------------
 
 SMUGGLING = {

@@ -35,18 +35,26 @@ class TrafficServer(web.Server):
         super().__init__(handler, **kwargs)
         self._max_connections = max_connections
         self._on_shed = on_shed
+        # Counted when the protocol is made, not when aiohttp registers it a loop turn
+        # later: a burst of simultaneous connections cannot slip past the cap.
+        self.open_connections = 0
 
-    def __call__(self) -> asyncio.Protocol:
-        if len(self._connections) >= self._max_connections:
+    def __call__(self) -> asyncio.BaseProtocol:
+        if self.open_connections >= self._max_connections:
             self._on_shed()
             return _Shed()
+        self.open_connections += 1
         return super().__call__()
+
+    def connection_lost(self, handler: web.RequestHandler, exc: BaseException | None = None) -> None:
+        self.open_connections -= 1
+        super().connection_lost(handler, exc)
 
 
 class _Shed(asyncio.Protocol):
+    # Works with any event loop's transport (uvloop's is not an asyncio.Transport).
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(_SHED)
+        transport.write(_SHED)  # type: ignore[attr-defined]
         transport.close()
 
 
