@@ -133,3 +133,26 @@ async def test_serve_keeps_serving_when_nobody_reads_its_stdout(primary: Backend
         process.kill()
         await process.communicate()  # drain the pipe, or wait() never sees it close
         await mismatching.stop()
+
+
+async def test_access_log_with_a_stuck_stdout_does_not_stall(primary: Backend, tmp_path: Path) -> None:
+    """With the access log on (a library logger) and nobody reading stdout, requests keep being answered."""
+    listen, admin = free_port(), free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"primary: {{url: '{primary.url}'}}\nmirror: {{enabled: false}}\nlogging: {{access_log: true}}\n"
+        f"listen: {{address: '127.0.0.1:{listen}'}}\nadmin: {{listen: '127.0.0.1:{admin}'}}\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shadowdiff", "serve", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await asyncio.wait_for(process.stdout.readline(), 20)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as client:
+            for _ in range(1500):  # ~300 KB of access lines: far past a 64 KB pipe buffer
+                async with client.get(f"http://127.0.0.1:{listen}/a-long-path-to-make-longer-access-lines") as response:
+                    assert response.status == 200
+    finally:
+        process.kill()
+        await process.communicate()

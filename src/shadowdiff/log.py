@@ -66,7 +66,7 @@ def configure(level: str = "info", *, background: bool = False) -> None:
     _threshold = _LEVELS[level]
     if background and _writer is None:
         _writer = _Writer(QUEUE_LINES)
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _LineHandler()
     handler.setFormatter(_JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -98,7 +98,10 @@ def event(level: str, name: str, *, exc_info: BaseException | None = None, **fie
     record.update(fields)
     if exc_info is not None:
         record["traceback"] = "".join(traceback.format_exception(exc_info)).rstrip()
-    line = orjson.dumps(record, default=repr, option=orjson.OPT_APPEND_NEWLINE)
+    _emit(orjson.dumps(record, default=repr, option=orjson.OPT_APPEND_NEWLINE))
+
+
+def _emit(line: bytes) -> None:
     if _writer is not None:
         _writer.put(line)
     else:
@@ -122,6 +125,16 @@ def _write_now(line: bytes) -> None:
 def _timestamp(now: float) -> str:
     whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
     return f"{whole}.{int(now % 1 * 1000):03d}Z"
+
+
+class _LineHandler(logging.Handler):
+    """Library log records (aiohttp's access and error logs) take the same bounded path."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _emit(self.format(record).encode() + b"\n")
+        except Exception:  # a record that cannot be formatted must not raise into the loop
+            self.handleError(record)
 
 
 class _JsonFormatter(logging.Formatter):
