@@ -7,6 +7,7 @@ import gzip
 import statistics
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 import pytest
@@ -281,8 +282,14 @@ async def test_malformed_requests_get_400_and_reach_no_backend(
 # -- upgrades ---------------------------------------------------------------------------
 
 
+@dataclass
+class WebSocketPrimary:
+    url: str
+    seen_close: list  # (type, code, reason) of the close frames the primary received
+
+
 @pytest.fixture
-async def websocket_primary() -> AsyncIterator[str]:
+async def websocket_primary() -> AsyncIterator[WebSocketPrimary]:
     async def echo(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=("chat",))
         await ws.prepare(request)
@@ -294,20 +301,41 @@ async def websocket_primary() -> AsyncIterator[str]:
                 await ws.send_bytes(message.data[::-1])
         return ws
 
+    async def hang_up(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()
+        await ws.close(code=4001, message=b"bye")
+        return ws
+
+    async def client_closes(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        message = await ws.receive()
+        seen_close.append((message.type, message.data, message.extra))
+        return ws
+
+    async def private(request: web.Request) -> web.Response:
+        return web.Response(status=401, text="who are you", headers={"WWW-Authenticate": 'Bearer realm="ws"'})
+
+    seen_close: list = []
     app = web.Application()
     app.router.add_get("/ws", echo)
+    app.router.add_get("/hang-up", hang_up)
+    app.router.add_get("/client-closes", client_closes)
+    app.router.add_get("/private", private)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    yield WebSocketPrimary(f"http://127.0.0.1:{runner.addresses[0][1]}", seen_close)
     await runner.cleanup()
 
 
 async def test_websocket_is_relayed_both_ways_and_not_mirrored(
-    websocket_primary: str, shadow: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession
+    websocket_primary: WebSocketPrimary, shadow: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession
 ) -> None:
     """Frames flow both ways through the proxy with the primary's subprotocol, past primary.timeout of idleness; the shadow gets nothing."""
-    proxy = await start_proxy(websocket_primary, shadow.url, primary={"timeout": 0.3})
+    proxy = await start_proxy(websocket_primary.url, shadow.url, primary={"timeout": 0.3})
     async with client.ws_connect(url_of(proxy) + "/ws", protocols=("chat", "other"), headers={"X-Who": "ann"}) as ws:
         assert ws.protocol == "chat"
         assert await ws.receive_str(timeout=2) == "hello ann"
@@ -326,13 +354,37 @@ async def test_websocket_is_relayed_both_ways_and_not_mirrored(
 
 
 async def test_websocket_refused_by_the_primary_keeps_its_status(
-    websocket_primary: str, start_proxy: StartProxy, client: aiohttp.ClientSession
+    websocket_primary: WebSocketPrimary, start_proxy: StartProxy, client: aiohttp.ClientSession
 ) -> None:
-    """A primary that answers the upgrade with 404 gives the client a 404, not a 502."""
-    proxy = await start_proxy(websocket_primary)
+    """A primary that refuses the upgrade (404, 401 with WWW-Authenticate) gives the client that status and its headers."""
+    proxy = await start_proxy(websocket_primary.url)
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect(url_of(proxy) + "/nowhere")
     assert refused.value.status == 404
+    with pytest.raises(aiohttp.WSServerHandshakeError) as unauthorized:
+        await client.ws_connect(url_of(proxy) + "/private")
+    assert unauthorized.value.status == 401
+    assert unauthorized.value.headers["WWW-Authenticate"] == 'Bearer realm="ws"'
+    assert unauthorized.value.headers["Via"] == "1.1 shadowdiff"
+
+
+async def test_websocket_close_codes_pass_through(
+    websocket_primary: WebSocketPrimary, start_proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """The primary's close code and reason reach the client, and the client's reach the primary."""
+    proxy = await start_proxy(websocket_primary.url)
+    async with client.ws_connect(url_of(proxy) + "/hang-up") as ws:
+        await ws.send_str("anything")
+        message = await ws.receive(timeout=2)
+        assert message.type == aiohttp.WSMsgType.CLOSE
+        assert (message.data, message.extra) == (4001, "bye")
+    async with client.ws_connect(url_of(proxy) + "/client-closes") as ws:
+        await ws.close(code=4002, message=b"done")
+    for _ in range(100):
+        if websocket_primary.seen_close:
+            break
+        await asyncio.sleep(0.02)
+    assert [(data, extra) for _, data, extra in websocket_primary.seen_close] == [(4002, "done")]
 
 
 async def test_h2c_upgrade_is_never_forwarded(primary: Backend, start_proxy: StartProxy) -> None:

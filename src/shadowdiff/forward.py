@@ -162,6 +162,7 @@ class Upstream:
         )
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._ws_session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -180,11 +181,20 @@ class Upstream:
             max_line_size=MAX_HEADER_BYTES,
             max_field_size=MAX_HEADER_BYTES,
         )
+        self._ws_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),  # bounded by listen.max_connections
+            timeout=self._timeout,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=_NO_AUTO_HEADERS,
+            trust_env=False,
+        )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._ws_session):
+            if session is not None:
+                await session.close()
+        self._session = self._ws_session = None
 
     def url_for(self, target: str) -> URL:
         """Base URL + the client's origin-form target, never re-encoded."""
@@ -207,17 +217,19 @@ class Upstream:
             raise UpstreamError(classify(exc), _describe(exc)) from exc
 
     async def websocket(
-        self, request: CapturedRequest, headers: CIMultiDict[str], protocols: list[str]
+        self, request: CapturedRequest, headers: CIMultiDict[str], protocols: list[str], *, websocket_limit: int
     ) -> aiohttp.ClientWebSocketResponse:
-        """Open a WebSocket to this upstream (no message size limit, no compression)."""
-        assert self._session is not None, "Upstream.start() was not awaited"
-        return await self._session.ws_connect(
+        """Open a WebSocket to this upstream (messages up to `websocket_limit`, no compression)."""
+        assert self._ws_session is not None, "Upstream.start() was not awaited"
+        # Their own session: a WebSocket holds its connection for as long as it lives,
+        # and must not take one from the pool that serves plain requests.
+        return await self._ws_session.ws_connect(
             self.url_for(request.target),
             headers=headers,
             protocols=protocols,
             autoclose=False,
             autoping=False,
-            max_msg_size=0,
+            max_msg_size=websocket_limit,
             compress=0,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
         )

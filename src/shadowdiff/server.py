@@ -139,7 +139,12 @@ class Proxy:
         try:
             response = await websocket.relay(request, captured, self._primary)
         except websocket.Refused as exc:  # the primary answered, and said no: the client hears it
-            return answer.refuse(exc.status, f"primary answered the WebSocket upgrade with {exc.status}")
+            answer.status = exc.status
+            refusal = ProxyResponse(
+                status=exc.status, reason=None, headers=hdr.response_headers(exc.headers, version=tuple(request.version))
+            )
+            refusal.force_close()
+            return refusal
         except UpstreamError as exc:
             self._metrics.upstream_failed("primary", exc.kind)
             return answer.refuse(_GATEWAY_STATUS.get(exc.kind, 502), f"primary upstream failed: {exc.kind}")

@@ -22,14 +22,19 @@ from shadowdiff.forward import CapturedRequest, Upstream, UpstreamError, classif
 
 # The proxy runs its own handshake with the primary; these belong to the client's.
 _HANDSHAKE = ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol")
+# A larger message closes the WebSocket with 1009 rather than being held in memory.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_GOING_AWAY = 1001
+_INTERNAL_ERROR = 1011
 
 
 class Refused(Exception):
-    """The primary answered the handshake with a status other than 101."""
+    """The primary answered the handshake with a status other than 101 (status and headers kept)."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, headers: CIMultiDict[str]) -> None:
         super().__init__(f"primary answered {status}")
         self.status = status
+        self.headers = headers
 
 
 def is_websocket_upgrade(request: web.BaseRequest) -> bool:
@@ -48,16 +53,18 @@ async def relay(request: web.BaseRequest, captured: CapturedRequest, primary: Up
         headers.popall(name, None)
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     try:
-        upstream = await primary.websocket(captured, headers, protocols)
+        upstream = await primary.websocket(captured, headers, protocols, websocket_limit=MAX_MESSAGE_BYTES)
     except aiohttp.WSServerHandshakeError as exc:
-        raise Refused(exc.status) from exc
+        if exc.status == 101:  # it agreed, but its handshake was wrong (bad Sec-WebSocket-Accept...)
+            raise UpstreamError("protocol", exc.message) from exc
+        raise Refused(exc.status, CIMultiDict(exc.headers or {})) from exc
     except Exception as exc:
         raise UpstreamError(classify(exc), str(exc) or type(exc).__name__) from exc
     client = web.WebSocketResponse(
         protocols=(upstream.protocol,) if upstream.protocol else (),
         autoclose=False,
         autoping=False,  # pings and pongs are relayed, not answered by the proxy
-        max_msg_size=0,
+        max_msg_size=MAX_MESSAGE_BYTES,
         compress=False,
     )
     try:
@@ -83,8 +90,17 @@ async def _pump(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocket
                 await client.close()
 
 
-async def _copy(source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
-    async for message in source:
+Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+
+
+async def _copy(source: Socket, sink: Socket) -> None:
+    """Relay frames from source to sink; on a close, pass its code and reason on.
+
+    receive(), not `async for`: the iterator stops at a CLOSE frame without handing
+    it over, and its code would be lost.
+    """
+    while True:
+        message = await source.receive()
         if message.type == WSMsgType.TEXT:
             await sink.send_str(message.data)
         elif message.type == WSMsgType.BINARY:
@@ -94,9 +110,11 @@ async def _copy(source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
         elif message.type == WSMsgType.PONG:
             await sink.pong(message.data)
         elif message.type == WSMsgType.CLOSE:
-            await sink.close(code=message.data or 1000, message=(message.extra or "").encode())
+            code, reason = message.data or 1000, (message.extra or "").encode()
+            await sink.close(code=code, message=reason)
+            await source.close(code=code, message=reason)  # answer the close we received
             return
-        else:  # CLOSING, CLOSED, ERROR: the source is gone
+        else:  # CLOSING, CLOSED, ERROR: the source went away without a close frame
+            code = source.close_code or (_INTERNAL_ERROR if message.type == WSMsgType.ERROR else _GOING_AWAY)
+            await sink.close(code=code)
             return
-    if not sink.closed:
-        await sink.close()
