@@ -90,8 +90,7 @@ async def test_shadow_faults_never_reach_the_client(
     assert m.value("shadowdiff_upstream_errors_total", upstream="shadow", kind=SHADOW_FAULTS[mode]) == mirrored > 0
     assert m.value("shadowdiff_comparisons_total", outcome="shadow_error") == mirrored
     assert m.value("shadowdiff_upstream_errors_total", upstream="primary") == 0
-
-    await bad.stop()
+    # Drained by itself, before any stop() could cancel it.
     assert [t for t in asyncio.all_tasks() if t.get_name().startswith("shadow ")] == []
 
 
@@ -156,6 +155,20 @@ async def test_partial_headers_are_cut_off_while_others_are_served(primary: Back
     finally:
         writer.close()
     assert [s.raw_path for s in primary.seen] == ["/ok"]
+
+
+async def test_client_that_stops_reading_is_cut_off(primary: Backend, start_proxy: StartProxy) -> None:
+    """A client that never reads a large answer is disconnected after listen.idle_timeout; its primary connection is freed."""
+    proxy = await start_proxy(primary.url, listen={"idle_timeout": 0.5}, primary={"max_connections": 1})
+    host, port = str(proxy.address).rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"GET /large?size=50000000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(2.0)  # never read: buffers fill, the proxy's writes stall
+        assert await _served(proxy)  # the only primary connection is free again
+    finally:
+        writer.close()
 
 
 async def test_trickled_body_gets_408(primary: Backend, start_proxy: StartProxy) -> None:
@@ -262,6 +275,8 @@ SMUGGLING = {
     "two_hosts": b"GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
     "no_host_http11": b"GET /echo HTTP/1.1\r\n\r\n",
     "unknown_version": b"GET /echo HTTP/9.9\r\nHost: a\r\n\r\n",
+    "bad_method": b"G@T /echo HTTP/1.1\r\nHost: a\r\n\r\n",
+    "tls_client_hello": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 32 + b"\r\n\r\n",
 }
 
 
@@ -404,6 +419,7 @@ async def test_h2c_upgrade_is_never_forwarded(primary: Backend, start_proxy: Sta
 # -- compression bombs ----------------------------------------------------------------------
 
 BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024))  # ~64 KB that would expand to 64 MB
+OTHER_BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=1)
 
 
 async def test_request_bomb_is_relayed_unexpanded(primary: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession) -> None:
@@ -417,11 +433,11 @@ async def test_request_bomb_is_relayed_unexpanded(primary: Backend, start_proxy:
 async def test_response_bomb_is_relayed_and_never_expanded_by_the_diff(
     start_proxy: StartProxy, client: aiohttp.ClientSession
 ) -> None:
-    """A gzip bomb from both legs reaches the client compressed; the diff engine stops at its cap and counts too_large."""
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {len(BOMB)}\r\n\r\n"
+    """A gzip bomb from both legs reaches the client compressed; the diff engine stops at its cap and counts both bodies."""
     servers = []
-    for _ in range(2):
-        server = FaultServer("ok", body=BOMB)
+    for bomb in (BOMB, OTHER_BOMB):  # not byte-identical, so the engine has to look inside
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n\r\n"
+        server = FaultServer("ok", body=bomb)
         server._head = lambda length, head=head: head.encode()  # the bomb's own head
         servers.append(await server.start())
     try:
@@ -433,7 +449,10 @@ async def test_response_bomb_is_relayed_and_never_expanded_by_the_diff(
         for server in servers:
             await server.stop()
     m = metrics(proxy)
-    assert m.value("shadowdiff_comparisons_total", outcome="match") == 1  # identical bytes: never decoded at all
+    assert m.value("shadowdiff_bodies_too_large_total", upstream="primary") == 1
+    assert m.value("shadowdiff_bodies_too_large_total", upstream="shadow") == 1
+    assert m.value("shadowdiff_comparisons_total", outcome="match") == 1  # bodies left uncompared, nothing else differs
+    assert m.value("shadowdiff_upstream_errors_total") == 0
 
 
 # -- series stay bounded ----------------------------------------------------------------------

@@ -157,8 +157,10 @@ class Upstream:
         self.base = URL(base_url)
         self._base_text = str(self.base).rstrip("/")
         self.authority = self.base.raw_authority
+        # `connect` also bounds the wait for a free pooled connection: a full pool is a
+        # counted connect failure, never an unbounded queue.
         self._timeout = aiohttp.ClientTimeout(
-            total=total_timeout, sock_connect=connect_timeout, sock_read=read_timeout
+            total=total_timeout, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None

@@ -59,15 +59,33 @@ class _Shed(asyncio.Protocol):
 
 
 class MalformedRequests(logging.Filter):
-    """Counts parser rejections on aiohttp's server logger instead of logging tracebacks."""
+    """Counts parser rejections on aiohttp's server logger instead of logging tracebacks.
+
+    aiohttp logs a bad method on a connection's first request (TLS, scanners) at debug
+    level, so the logger is opened to debug while attached; records below the root
+    logger's level that are not parser rejections are dropped here as they were before.
+    """
 
     def __init__(self, count: Callable[[], None]) -> None:
         super().__init__()
         self._count = count
+        self._logger: logging.Logger | None = None
+        self._level = logging.NOTSET
+
+    def attach(self, logger: logging.Logger) -> None:
+        self._logger, self._level = logger, logger.level
+        logger.setLevel(logging.DEBUG)
+        logger.addFilter(self)
+
+    def detach(self) -> None:
+        if self._logger is not None:
+            self._logger.removeFilter(self)
+            self._logger.setLevel(self._level)
+            self._logger = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             self._count()
             return False
-        return True
+        return record.levelno >= logging.getLogger().getEffectiveLevel()

@@ -241,9 +241,15 @@ class Proxy:
             if keep:
                 capture.feed(chunk)
             try:
-                await response.write(chunk)
+                # A client that stops reading would hold this connection and the
+                # primary's for ever: past idle_timeout without progress it is cut.
+                async with asyncio.timeout(self._config.listen.idle_timeout):
+                    await response.write(chunk)
             except ConnectionError:
                 return response, None  # the client left mid-body: nothing to compare
+            except TimeoutError:
+                _abort(request)
+                return response, None
         body = capture.result() if keep else None
         observation = Observation(
             "primary",

@@ -96,8 +96,12 @@ class ShadowDiff:
             access_log=logging.getLogger("aiohttp.access") if config.logging.access_log else None,
         )
         self._malformed = MalformedRequests(self.metrics.malformed_requests.inc)
-        logging.getLogger("aiohttp.server").addFilter(self._malformed)
-        self._traffic = web.ServerRunner(server, handle_signals=False, shutdown_timeout=config.listen.shutdown_timeout)
+        self._malformed.attach(logging.getLogger("aiohttp.server"))
+        # aiohttp waits its timeout for in-flight handlers, then as long again for the
+        # ones it cancelled: half each keeps the whole stop within listen.shutdown_timeout.
+        self._traffic = web.ServerRunner(
+            server, handle_signals=False, shutdown_timeout=config.listen.shutdown_timeout / 2
+        )
         await self._traffic.setup()
         await web.TCPSite(self._traffic, config.listen.address.host, config.listen.address.port).start()
         self.ready = True
@@ -147,7 +151,7 @@ class ShadowDiff:
         if admin is not None:
             await admin.cleanup()
         if self._malformed is not None:
-            logging.getLogger("aiohttp.server").removeFilter(self._malformed)
+            self._malformed.detach()
             self._malformed = None
         if traffic is not None:
             log.event("info", "stopped", shadow_cancelled=cancelled)
