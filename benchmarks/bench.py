@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import datetime as dt
 import json
 import math
@@ -53,17 +52,30 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
+from common import (
+    REPO,
+    child_setup,
+    children_of,
+    code_version,
+    cpu_model,
+    cpu_seconds,
+    descendants,
+    free_port,
+    rss_mb,
+    run_loop,
+    run_supervised,
+    stop_process,
+    wait_for_signal,
+)
+from loadgen import LoadResult, builtin_load, parse_wrk
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 RESULTS_DIR = os.path.join(HERE, "results")
 PATH = "/data.json"
 SLOW_DELAY = 0.2
@@ -71,7 +83,6 @@ WARMUP_SECONDS = 1
 SAMPLE_INTERVAL = 0.2
 PACED_RATE = 1000.0
 PACED_CONNECTIONS = 16
-REQUEST_TIMEOUT = 2.0  # like wrk's default --timeout: a request not answered by then is an error
 BACKEND_LIFETIME = 3600.0  # backends stop on their own after this, whatever happens to the parent
 NGINX_HINT = "apt-get install nginx-light"
 WRK_HINT = "apt-get install wrk"
@@ -136,35 +147,11 @@ async def serve_backend(ports: list[int], delay: float, headers: dict[str, str],
     await runner.setup()
     for port in ports:
         await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True, backlog=1024).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=lifetime)
-    except asyncio.TimeoutError:
-        pass
+    await wait_for_signal(lifetime)
     await runner.cleanup()
 
 
 # -- processes ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _child_setup(cpu: int | None) -> Callable[[], None]:
-    def setup() -> None:
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-    return setup
 
 
 class Processes:
@@ -178,75 +165,41 @@ class Processes:
             # A new session: Ctrl-C in the terminal reaches this script only, which stops the children.
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_child_setup(cpu), cwd=REPO,
+                start_new_session=True, preexec_fn=child_setup(cpu), cwd=REPO,
             )
         self.procs.append(proc)
         return proc
 
     def stop(self, proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> int | None:
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            try:
-                proc.terminate()
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if proc in self.procs:
+        code = stop_process(proc, timeout)
+        if proc is not None and proc in self.procs:
             self.procs.remove(proc)
-        return proc.returncode
+        return code
 
     def stop_all(self) -> None:
         for proc in reversed(list(self.procs)):
             self.stop(proc, timeout=5.0)
 
 
-def children_of(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    kids.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
-    return kids
-
-
 def process_tree(pid: int) -> list[int]:
-    found, frontier = [pid], [pid]
-    while frontier:
-        kids = children_of(frontier.pop())
-        found += kids
-        frontier += kids
-    return found
+    return [pid] + descendants(pid)
 
 
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
+def cpu_seconds_by_pid(pids: list[int]) -> dict[int, float]:
     out = {}
-    tick = os.sysconf("SC_CLK_TCK")
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+            out[pid] = cpu_seconds(pid)
         except (OSError, IndexError, ValueError):
             pass
     return out
 
 
-def rss_mb(pid: int) -> float | None:
+def rss_mb_or_none(pid: int) -> float | None:
     try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
+        return rss_mb(pid)
+    except (OSError, KeyError):
         return None
-    return None
 
 
 # -- a tiny HTTP client for readiness checks and metrics --------------------------------------
@@ -302,259 +255,6 @@ async def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes], what: 
     raise RuntimeError(f"{what} not ready on port {port} after {limit:g} s ({last})")
 
 
-# -- the built-in load generator ------------------------------------------------------------------
-
-
-class _Conn(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 client connection: one request at a time."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[int] | None = None
-        self.sent_at = 0.0
-        self.keep_alive = True
-        self.timed_out = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            try:
-                status = self._parse()
-            except (ValueError, IndexError) as exc:
-                waiter.set_exception(ConnectionError(f"bad response: {exc}"))
-                return
-            if status is not None:
-                waiter.set_result(status)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(TimeoutError() if self.timed_out else ConnectionError("closed"))
-
-    def _parse(self) -> int | None:
-        buf = self.buf
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            return None
-        head = bytes(buf[:end]).lower()
-        status = int(head[9:12])
-        length, chunked, self.keep_alive = None, False, True
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            name, value = name.strip(), value.strip()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding" and b"chunked" in value:
-                chunked = True
-            elif name == b"connection" and b"close" in value:
-                self.keep_alive = False
-        pos = end + 4
-        if chunked:
-            while True:
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    return None
-                size = int(bytes(buf[pos:eol]).split(b";")[0], 16)
-                if size == 0:
-                    if buf[eol + 2: eol + 4] == b"\r\n":
-                        pos = eol + 4
-                        break
-                    trailer = buf.find(b"\r\n\r\n", eol + 2)
-                    if trailer < 0:
-                        return None
-                    pos = trailer + 4
-                    break
-                if len(buf) < eol + 2 + size + 2:
-                    return None
-                pos = eol + 2 + size + 2
-        elif length is not None:
-            if len(buf) < pos + length:
-                return None
-            pos += length
-        elif not (status == 204 or status == 304 or 100 <= status < 200):
-            raise ValueError("no Content-Length and not chunked")
-        del buf[:pos]
-        return status
-
-
-@dataclass
-class LoadResult:
-    tool: str
-    requests: int = 0  # responses received in the measured window, any status
-    seconds: float = 0.0
-    rps: float = 0.0
-    p50_ms: float = math.nan
-    p99_ms: float = math.nan
-    non2xx: int = 0
-    socket_errors: dict[str, int] = field(default_factory=dict)
-    late: int = 0  # paced runs: requests sent more than 5 ms after their slot
-    raw: str = ""
-
-    @property
-    def errors(self) -> int:
-        return self.non2xx + sum(self.socket_errors.values())
-
-    def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "raw"}
-        out["errors"] = self.errors
-        return out
-
-
-def percentile(values: array, q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
-async def builtin_load(port: int, seconds: float, connections: int, rate: float | None = None) -> LoadResult:
-    """Closed loop (rate None): each connection sends its next request when the last is answered.
-    Paced (rate set): request i is sent at start + i/rate by whichever connection is free."""
-    loop = asyncio.get_running_loop()
-    request = f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-    latencies = array("d")
-    errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
-    state = {"non2xx": 0, "slot": 0, "late": 0}
-    live: set[_Conn] = set()
-    start = time.perf_counter() + 0.05
-    end = start + seconds
-
-    async def worker() -> None:
-        conn: _Conn | None = None
-        try:
-            while time.perf_counter() < end:
-                if conn is None or conn.transport is None:
-                    try:
-                        _, conn = await loop.create_connection(_Conn, "127.0.0.1", port)
-                    except OSError:
-                        errors["connect"] += 1
-                        conn = None
-                        await asyncio.sleep(0.01)
-                        continue
-                    live.add(conn)
-                if rate is not None:
-                    slot = state["slot"]
-                    state["slot"] += 1
-                    at = start + slot / rate
-                    if at >= end:
-                        return
-                    wait = at - time.perf_counter()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    elif wait < -0.005:
-                        state["late"] += 1
-                    if conn.transport is None:
-                        continue
-                fut: asyncio.Future[int] = loop.create_future()
-                conn.waiter = fut
-                conn.sent_at = sent = time.perf_counter()
-                try:
-                    conn.transport.write(request)
-                except (OSError, AttributeError, RuntimeError):
-                    errors["write"] += 1
-                    live.discard(conn)
-                    conn = None
-                    continue
-                try:
-                    status = await fut
-                except TimeoutError:
-                    errors["timeout"] += 1
-                    live.discard(conn)
-                    conn = None
-                    continue
-                except ConnectionError:
-                    errors["read"] += 1
-                    live.discard(conn)
-                    conn = None
-                    continue
-                done = time.perf_counter()
-                if sent >= start and done <= end:
-                    latencies.append(done - sent)
-                    if not 200 <= status < 300:
-                        state["non2xx"] += 1
-                if not conn.keep_alive and conn.transport is not None:
-                    conn.transport.close()
-                    live.discard(conn)
-                    conn = None
-        finally:
-            if conn is not None and conn.transport is not None:
-                conn.transport.close()
-            if conn is not None:
-                live.discard(conn)
-
-    async def watchdog() -> None:
-        while True:
-            await asyncio.sleep(0.1)
-            now = time.perf_counter()
-            for conn in list(live):
-                waiter = conn.waiter
-                if waiter is not None and not waiter.done() and now - conn.sent_at > REQUEST_TIMEOUT:
-                    conn.timed_out = True
-                    if conn.transport is not None:
-                        conn.transport.abort()
-
-    dog = asyncio.ensure_future(watchdog())
-    workers = [asyncio.ensure_future(worker()) for _ in range(connections)]
-    try:
-        await asyncio.wait(workers, timeout=seconds + REQUEST_TIMEOUT + 5)
-    finally:
-        for task in workers + [dog]:
-            task.cancel()
-        await asyncio.gather(*workers, dog, return_exceptions=True)
-        for conn in list(live):
-            if conn.transport is not None:
-                conn.transport.abort()
-    tool = f"built-in loader, paced at {rate:g} req/s" if rate else "built-in loader"
-    res = LoadResult(tool=tool, requests=len(latencies), seconds=seconds)
-    res.rps = len(latencies) / seconds
-    res.p50_ms = percentile(latencies, 0.50) * 1000
-    res.p99_ms = percentile(latencies, 0.99) * 1000
-    res.non2xx = state["non2xx"]
-    res.socket_errors = {k: v for k, v in errors.items() if v}
-    res.late = state["late"]
-    return res
-
-
-# -- wrk ----------------------------------------------------------------------------------------
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-def _ms(value: str, unit: str) -> float:
-    return float(value) * _UNITS[unit]
-
-
-def parse_wrk(text: str, tool: str, seconds: float) -> LoadResult:
-    res = LoadResult(tool=tool, seconds=seconds, raw=text)
-    m = re.search(r"Requests/sec:\s*([\d.]+)", text)
-    if not m:
-        raise RuntimeError("could not read Requests/sec from the output of wrk:\n" + text)
-    res.rps = float(m.group(1))
-    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h)", text)
-    if m:
-        res.requests = int(m.group(1))
-        res.seconds = _ms(m.group(2), m.group(3)) / 1000
-    # wrk: "     50%    1.05ms"; wrk2: " 50.000%    1.05ms"
-    for q, attr in (("50", "p50_ms"), ("99", "p99_ms")):
-        m = re.search(rf"^\s*{q}(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.M)
-        if m:
-            setattr(res, attr, _ms(m.group(1), m.group(2)))
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    if m:
-        res.socket_errors = {k: int(v) for k, v in zip(("connect", "read", "write", "timeout"), m.groups()) if int(v)}
-    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    if m:
-        res.non2xx = int(m.group(1))
-    return res
-
-
 async def run_tool(cmd: list[str], log_path: str, limit: float, procs: Processes) -> str:
     proc = procs.spawn(cmd, log_path)
     deadline = time.monotonic() + limit
@@ -587,35 +287,6 @@ def package_version(name: str) -> str:
         return version(name)
     except Exception:  # noqa: BLE001 - not installed
         return "not installed"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def code_version() -> str:
-    """shadowdiff's version and the checkout's commit (read-only git commands)."""
-    try:
-        from shadowdiff import __version__ as version
-    except ImportError:
-        version = package_version("shadowdiff")
-    try:
-        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return version
-    if not head:
-        return version
-    return f"{version} at {head}" + (" (src/ has uncommitted changes)" if dirty else "")
 
 
 def find_nginx() -> str | None:
@@ -867,18 +538,18 @@ logging:
             cmd = [self.wrk, "-t1", f"-c{c}", f"-d{wrk_seconds(seconds)}s", "--latency", f"http://127.0.0.1:{port}{PATH}"]
             out = await run_tool(cmd, os.path.join(self.work, f"wrk-{tag}.txt"), wrk_seconds(seconds) + 20, self.procs)
             return parse_wrk(out, "wrk", seconds)
-        return await builtin_load(port, seconds, c)
+        return await builtin_load(port, seconds, c, path=PATH)
 
     async def measure(self, row: Row, port: int, proxy_pid: int | None, rss_pids: Callable[[], list[int]]) -> None:
         await self.load(port, WARMUP_SECONDS, f"{row.key}-warmup")
         tree = process_tree(proxy_pid) if proxy_pid else []
-        before = cpu_seconds(tree)
+        before = cpu_seconds_by_pid(tree)
         samples: list[float] = []
 
         async def sample() -> None:
             while True:
                 pids = rss_pids()
-                values = [v for v in (rss_mb(p) for p in pids) if v is not None]
+                values = [v for v in (rss_mb_or_none(p) for p in pids) if v is not None]
                 if values:
                     samples.append(sum(values))
                 await asyncio.sleep(SAMPLE_INTERVAL)
@@ -891,7 +562,7 @@ logging:
                 sampler.cancel()
                 await asyncio.gather(sampler, return_exceptions=True)
         if proxy_pid:
-            after = cpu_seconds(process_tree(proxy_pid))
+            after = cpu_seconds_by_pid(process_tree(proxy_pid))
             used = sum(after[p] - before.get(p, 0.0) for p in after)
             if row.load.requests:
                 row.cpu_per_1k = used / row.load.requests * 1000
@@ -943,8 +614,8 @@ logging:
                     out = await run_tool(cmd, os.path.join(self.work, f"wrk2-{name}.txt"), seconds + 25, self.procs)
                     results[name] = parse_wrk(out, f"wrk2 -R{PACED_RATE:g}", seconds)
                 else:
-                    await builtin_load(target, WARMUP_SECONDS, PACED_CONNECTIONS, rate=PACED_RATE)
-                    results[name] = await builtin_load(target, seconds, PACED_CONNECTIONS, rate=PACED_RATE)
+                    await builtin_load(target, WARMUP_SECONDS, PACED_CONNECTIONS, rate=PACED_RATE, path=PATH)
+                    results[name] = await builtin_load(target, seconds, PACED_CONNECTIONS, rate=PACED_RATE, path=PATH)
         finally:
             self.procs.stop(proc, timeout=15)
         d, s = results["direct"], results["shadowdiff"]
@@ -1001,7 +672,7 @@ logging:
             "cpu": cpu_model(), "cores": str(os.cpu_count()), "kernel": f"{platform.system()} {platform.release()}",
             "python": f"{platform.python_version()} ({platform.python_implementation()})",
             "aiohttp": package_version("aiohttp"), "uvloop": package_version("uvloop"),
-            "shadowdiff": code_version(),
+            "shadowdiff": code_version(package_version("shadowdiff")),
             "nginx": tool_version([self.nginx, "-v"]).replace("nginx version: nginx/", "") if self.nginx
             else f"not installed ({NGINX_HINT})",
             "wrk": wrk_version(self.wrk) if self.wrk else f"not installed ({WRK_HINT})",
@@ -1234,14 +905,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_loop(coro: Any) -> Any:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 def main() -> int:
     args = parse_args()
     if args.role is not None:
@@ -1259,35 +922,7 @@ def main() -> int:
 
     procs = Processes()
     bench = Bench(args, procs)
-    interrupted: list[int] = []
-
-    async def supervised() -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def interrupt(signum: int) -> None:
-            interrupted.append(signum)
-            task.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, interrupt, signum)
-        try:
-            await bench.run()
-        except asyncio.CancelledError:
-            if not interrupted:
-                raise
-            print(f"\n# interrupted by {signal.Signals(interrupted[0]).name}: stopping", flush=True)
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-
-    try:
-        run_loop(supervised())
-    except KeyboardInterrupt:
-        interrupted.append(signal.SIGINT)
-    finally:
-        procs.stop_all()
+    interrupted = run_supervised(bench.run, procs.stop_all)
     if interrupted:
         print("# interrupted: nothing saved", flush=True)
         return 130

@@ -46,6 +46,8 @@ from shadowdiff.compare.rules import EMPTY, RuleSet, compile_rules
 from shadowdiff.config import RuleConfig
 from shadowdiff.forward import Body
 
+from common import cpu_model
+
 SIZES = (("1 KiB", 1024), ("100 KiB", 100 * 1024), ("1 MiB", 1024 * 1024))
 SEED = 20240501
 LIMITS = Limits(max_decoded_bytes=8 * 1024 * 1024, max_differences=20)
@@ -292,15 +294,7 @@ def run_case(case: Case, budget: float, with_deepdiff: bool) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.machine())
     try:
         import deepdiff
 

@@ -44,7 +44,6 @@ import asyncio
 import gc
 import json
 import logging
-import math
 import os
 import platform
 import sys
@@ -67,6 +66,8 @@ from tests.backends import Backend, free_port  # noqa: E402
 from tests.conftest import proxy_config  # noqa: E402
 from tests.faults import FaultServer  # noqa: E402
 from tests.metrics_text import MetricsReader  # noqa: E402
+
+from common import cpu_model, percentile  # noqa: E402
 
 CAP = 100
 WARMUP_REQUESTS = 500  # an unreported healthy run first: imports, caches, CPU frequency
@@ -201,18 +202,9 @@ class Run:
         d = asdict(self)
         d.pop("latencies_ms")
         d["failures"] = dict(self.failures)
-        d.update(rps=self.rps, p50_ms=pct(self.latencies_ms, 50), p99_ms=pct(self.latencies_ms, 99),
-                 max_ms=max(self.latencies_ms, default=0.0))  # fmt: skip
+        d.update(rps=self.rps, p50_ms=percentile(self.latencies_ms, 0.5),
+                 p99_ms=percentile(self.latencies_ms, 0.99), max_ms=max(self.latencies_ms, default=0.0))  # fmt: skip
         return d
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def counters(service: ShadowDiff) -> MetricsReader:
@@ -468,15 +460,7 @@ async def connection_cap(primary: Backend, shadow: Backend) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.machine())
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -494,7 +478,7 @@ def fmt_errors(d: dict[str, float]) -> str:
 
 def report(runs: list[Run], rounds: list[list[dict[str, Any]]], checks: list[dict[str, Any]]) -> dict[str, Any]:
     base = next(r for r in runs if r.scenario == "healthy")
-    base_p50, base_p99, base_rps = pct(base.latencies_ms, 50), pct(base.latencies_ms, 99), base.rps
+    base_p50, base_p99, base_rps = percentile(base.latencies_ms, 0.5), percentile(base.latencies_ms, 0.99), base.rps
     print(f"\nBaseline (healthy shadow, {base.requests} requests over {len(rounds)} rounds): p50 {base_p50:.2f} ms, "
           f"p99 {base_p99:.2f} ms, {base_rps:.0f} req/s")  # fmt: skip
     # Per round, each scenario's throughput against the same round's healthy run: the spread shows the noise.
@@ -510,7 +494,8 @@ def report(runs: list[Run], rounds: list[list[dict[str, Any]]], checks: list[dic
     rows, notes = [], []
     for r in runs:
         label = r.scenario
-        p50, p99, mx = pct(r.latencies_ms, 50), pct(r.latencies_ms, 99), max(r.latencies_ms, default=float("nan"))
+        p50, p99 = percentile(r.latencies_ms, 0.5), percentile(r.latencies_ms, 0.99)
+        mx = max(r.latencies_ms, default=float("nan"))
         fails = sum(r.failures.values())
         spread = per_round[r.scenario]
         row = {
@@ -582,7 +567,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 totals[name].merge(run)
                 rounds[-1].append(run.summary())
                 print(f"  round {r + 1} {name:<15} {run.requests:5d} requests in {run.seconds:4.1f} s, "
-                      f"p50 {pct(run.latencies_ms, 50):6.2f} ms, p99 {pct(run.latencies_ms, 99):6.2f} ms, "
+                      f"p50 {percentile(run.latencies_ms, 0.5):6.2f} ms, "
+                      f"p99 {percentile(run.latencies_ms, 0.99):6.2f} ms, "
                       f"failures {sum(run.failures.values())}", flush=True)  # fmt: skip
         for check in (primary_refusing, primary_black_hole, slowloris, trickled_body, connection_cap):
             shadow.seen.clear()

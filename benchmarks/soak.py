@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import gzip
 import json
 import math
@@ -55,7 +54,6 @@ import os
 import platform
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -66,6 +64,22 @@ from typing import Any
 
 import orjson
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+from common import (
+    child_setup,
+    code_version,
+    cpu_model,
+    cpu_seconds,
+    descendants,
+    free_port,
+    percentile,
+    proc_status,
+    rss_mb,
+    run_loop,
+    run_supervised,
+    stop_process,
+    wait_for_signal,
+)
 
 FAULTS = ("slow", "down", "garbage")
 SLOW_SECONDS = 2.0
@@ -171,33 +185,12 @@ async def serve_backend(args: argparse.Namespace) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port, reuse_address=True).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        # A backend never outlives its bound, even if its parent vanished without a signal.
-        await asyncio.wait_for(stop.wait(), timeout=args.max_lifetime)
-    except asyncio.TimeoutError:
-        pass
+    # A backend never outlives its bound, even if its parent vanished without a signal.
+    await wait_for_signal(args.max_lifetime)
     await runner.cleanup()
 
 
 # -- process handling -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def spawn(cmd: list[str], log_path: str) -> subprocess.Popen[bytes]:
@@ -206,36 +199,10 @@ def spawn(cmd: list[str], log_path: str) -> subprocess.Popen[bytes]:
         # A new session: Ctrl-C in the terminal reaches this script only, which stops the children.
         return subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            start_new_session=True, preexec_fn=child_setup(),
         )
     finally:
         log.close()
-
-
-def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> int | None:
-    if proc is None:
-        return None
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    return proc.returncode
-
-
-def proc_status(pid: int) -> dict[str, str]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            out[key] = value.strip()
-    return out
-
-
-def rss_mb(pid: int) -> float:
-    return int(proc_status(pid)["VmRSS"].split()[0]) / 1024
 
 
 def fd_count(pid: int) -> int:
@@ -276,31 +243,6 @@ def fd_kinds(pid: int, ports: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent]
-        found += children
-        frontier += children
-    return found
-
-
 def tree_rss_mb(pid: int) -> float:
     total = rss_mb(pid)
     for child in descendants(pid):
@@ -311,46 +253,11 @@ def tree_rss_mb(pid: int) -> float:
     return total
 
 
-def code_version() -> str:
-    """shadowdiff's version, and the git commit of the checkout (read-only git commands)."""
-    try:
-        from shadowdiff import __version__ as version
-    except ImportError:
-        version = "?"
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return version
-    if not head:
-        return version
-    return f"{version} at {head}" + (" (src/ has uncommitted changes)" if dirty else "")
-
-
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 # -- statistics -----------------------------------------------------------------------------
-
-
-def percentile(values: list[float] | array, q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -904,14 +811,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_loop(coro: Any) -> Any:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 def main() -> int:
     args = parse_args()
     if args.role is not None:
@@ -922,39 +821,9 @@ def main() -> int:
     print(f"# shadowdiff {code_version()}", flush=True)
 
     soak = Soak(args)
-    interrupted: list[int] = []
-
-    async def supervised() -> None:
-        # Ctrl-C and SIGTERM cancel the run (handled by the loop, not raised inside a callback);
-        # the children are stopped below either way.
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def interrupt(signum: int) -> None:
-            interrupted.append(signum)
-            task.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, interrupt, signum)
-        try:
-            await soak.run()
-        except asyncio.CancelledError:
-            if not interrupted:
-                raise
-            print(f"\n# interrupted by {signal.Signals(interrupted[0]).name}: stopping", flush=True)
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-
-    try:
-        run_loop(supervised())
-    except KeyboardInterrupt:  # a signal before the handlers were installed
-        interrupted.append(signal.SIGINT)
-    finally:
-        soak.stop()
+    interrupted = run_supervised(soak.run, soak.stop)
     summary = soak.summary()
-    summary["interrupted"] = bool(interrupted)
+    summary["interrupted"] = interrupted
     print_summary(summary, args.warmup)
     if args.json:
         with open(args.json, "w") as f:
