@@ -156,7 +156,6 @@ class Upstream:
         self.name = name
         self.base = URL(base_url)
         self._base_text = str(self.base).rstrip("/")
-        self.authority = self.base.raw_authority
         # `connect` also bounds the wait for a free pooled connection: a full pool is a
         # counted connect failure, never an unbounded queue.
         self._timeout = aiohttp.ClientTimeout(
@@ -167,12 +166,17 @@ class Upstream:
         self._ws_session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections,
-            limit_per_host=0,
-            ttl_dns_cache=10,
+        self._session = self._new_session(
+            aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0, ttl_dns_cache=10),
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
         )
-        self._session = aiohttp.ClientSession(
+        # limit=0: WebSockets are bounded by listen.max_connections instead.
+        self._ws_session = self._new_session(aiohttp.TCPConnector(limit=0))
+
+    def _new_session(self, connector: aiohttp.TCPConnector, **limits: int) -> aiohttp.ClientSession:
+        """A session with aiohttp's proxy-hostile defaults turned off (see the module docstring)."""
+        return aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
             auto_decompress=False,
@@ -180,16 +184,7 @@ class Upstream:
             skip_auto_headers=_NO_AUTO_HEADERS,
             trust_env=False,
             raise_for_status=False,
-            max_line_size=MAX_HEADER_BYTES,
-            max_field_size=MAX_HEADER_BYTES,
-        )
-        self._ws_session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0),  # bounded by listen.max_connections
-            timeout=self._timeout,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=_NO_AUTO_HEADERS,
-            trust_env=False,
+            **limits,
         )
 
     async def close(self) -> None:
@@ -216,7 +211,7 @@ class Upstream:
                 auto_decompress=False,
             )
         except Exception as exc:  # every failure becomes a kind; the caller decides
-            raise UpstreamError(classify(exc), _describe(exc)) from exc
+            raise UpstreamError(classify(exc), describe(exc)) from exc
 
     async def websocket(
         self, request: CapturedRequest, headers: CIMultiDict[str], protocols: list[str], *, websocket_limit: int
@@ -252,7 +247,7 @@ class Upstream:
         except UpstreamError as exc:
             return Observation(self.name, time.perf_counter() - started, error=exc.kind, detail=exc.detail)
         except Exception as exc:
-            return Observation(self.name, time.perf_counter() - started, error=classify(exc), detail=_describe(exc))
+            return Observation(self.name, time.perf_counter() - started, error=classify(exc), detail=describe(exc))
         return Observation(
             self.name,
             time.perf_counter() - started,
@@ -266,7 +261,7 @@ class Upstream:
 _QUERY = re.compile(r"(https?://[^\s'\"?#]*)[?#][^\s'\"]*")
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     """A short error text for logs: query strings (tokens live there) removed."""
     text = _QUERY.sub(r"\1?...", str(exc) or type(exc).__name__)
     return text if len(text) <= 200 else text[:197] + "..."

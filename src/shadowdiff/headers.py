@@ -55,12 +55,17 @@ def _text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
+def tokens(headers: Headers, name: str) -> frozenset[str]:
+    """The comma-separated tokens of every `name` header, lower-cased."""
+    found = set()
+    for value in headers.getall(name, ()):
+        found.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return frozenset(found)
+
+
 def connection_named(headers: Headers) -> frozenset[str]:
     """Header names listed in the Connection header(s), lower-cased."""
-    names = set()
-    for value in headers.getall("Connection", ()):
-        names.update(token.strip().lower() for token in value.split(",") if token.strip())
-    return frozenset(names)
+    return tokens(headers, "Connection")
 
 
 def end_to_end(headers: Headers, *, drop: Iterable[str] = ()) -> CIMultiDict[str]:

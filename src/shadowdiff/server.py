@@ -20,13 +20,17 @@ from yarl import URL
 
 from shadowdiff import headers as hdr, websocket
 from shadowdiff.config import Config
-from shadowdiff.forward import BodyCapture, CapturedRequest, Observation, Upstream, UpstreamError, classify
+from shadowdiff.forward import BodyCapture, CapturedRequest, Observation, Upstream, UpstreamError, classify, describe
 from shadowdiff.metrics import Metrics, method_label
 from shadowdiff.mirror import Mirror
 from shadowdiff.routing import RouteTable
 
 # A primary that timed out is a 504; every other failure to answer is a 502.
 _GATEWAY_STATUS = {"timeout": 504}
+
+
+def _gateway_text(kind: str) -> str:
+    return f"primary upstream failed: {kind}"
 
 
 class ProxyResponse(web.StreamResponse):
@@ -38,18 +42,21 @@ class ProxyResponse(web.StreamResponse):
     header preparation (a private hook: pinned by the transparency tests).
     """
 
+    _DEFAULTED = ("Date", "Server", "Content-Type")
+
     def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str]) -> None:
         super().__init__(status=status, reason=reason, headers=headers)
-        self._relayed = CIMultiDictProxy(headers.copy())
+        # Only what is needed to undo aiohttp's changes, not a copy of every header.
+        self._absent = [name for name in self._DEFAULTED if name not in headers]
+        self._content_length = headers.get("Content-Length")
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
-        headers, relayed = self.headers, self._relayed
-        for name in ("Date", "Server", "Content-Type"):
-            if name in headers and name not in relayed:
-                del headers[name]
-        if self.status == 304 and "Content-Length" in relayed and "Content-Length" not in headers:
-            headers["Content-Length"] = relayed["Content-Length"]
+        headers = self.headers
+        for name in self._absent:
+            headers.popall(name, None)
+        if self.status == 304 and self._content_length is not None and "Content-Length" not in headers:
+            headers["Content-Length"] = self._content_length
 
 
 def plain_response(status: int, text: str, *, close: bool = False) -> web.Response:
@@ -146,10 +153,14 @@ class Proxy:
             refusal.force_close()
             return refusal
         except UpstreamError as exc:
-            self._metrics.upstream_failed("primary", exc.kind)
-            return answer.refuse(_GATEWAY_STATUS.get(exc.kind, 502), f"primary upstream failed: {exc.kind}")
+            return self._primary_failed(answer, exc.kind)
         answer.status = 101
         return response
+
+    def _primary_failed(self, answer: _Answer, kind: str) -> web.Response:
+        """Count a primary that gave no answer head, and tell the client: 504 for a timeout, else 502."""
+        self._metrics.upstream_failed("primary", kind)
+        return answer.refuse(_GATEWAY_STATUS.get(kind, 502), _gateway_text(kind))
 
     def _capture(self, request: web.BaseRequest, target: str, path: str, route: str, body: bytes) -> CapturedRequest:
         marker = self._config.mirror.marker_header
@@ -176,9 +187,7 @@ class Proxy:
         try:
             upstream = await self._primary.open(captured, CIMultiDict(captured.headers))
         except UpstreamError as exc:
-            metrics.upstream_failed("primary", exc.kind)
-            status = _GATEWAY_STATUS.get(exc.kind, 502)
-            return answer.refuse(status, f"primary upstream failed: {exc.kind}")
+            return self._primary_failed(answer, exc.kind)
 
         observed: asyncio.Future[Observation | None] | None = None
         if mirror:
@@ -190,7 +199,7 @@ class Proxy:
             answer.status = upstream.status
             response, observation = await self._relay(request, upstream, started, keep=observed is not None)
             if response is None:  # a head aiohttp will not write: nothing was sent yet
-                return answer.refuse(502, "primary upstream failed: protocol")
+                return answer.refuse(502, _gateway_text("protocol"))  # counted below, from the observation
             return response
         finally:
             if observation is not None and observation.ok:
@@ -228,14 +237,14 @@ class Proxy:
         except ConnectionError:
             return response, None  # the client left before the answer
         except ValueError as exc:  # control characters in a header: aiohttp refuses to write them
-            return None, Observation("primary", time.perf_counter() - started, error="protocol", detail=str(exc))
+            return None, Observation("primary", time.perf_counter() - started, error="protocol", detail=describe(exc))
         reader = upstream.content
         while True:
             try:
                 chunk = await reader.readany()
             except Exception as exc:  # the primary broke mid-body: never end it as complete
                 _abort(request)
-                return response, Observation("primary", time.perf_counter() - started, error=classify(exc), detail=str(exc))
+                return response, Observation("primary", time.perf_counter() - started, error=classify(exc), detail=describe(exc))
             if not chunk:
                 break
             if keep:

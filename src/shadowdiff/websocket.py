@@ -18,7 +18,8 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
-from shadowdiff.forward import CapturedRequest, Upstream, UpstreamError, classify
+from shadowdiff.forward import CapturedRequest, Upstream, UpstreamError, classify, describe
+from shadowdiff.headers import tokens
 
 # The proxy runs its own handshake with the primary; these belong to the client's.
 _HANDSHAKE = ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol")
@@ -38,9 +39,8 @@ class Refused(Exception):
 
 
 def is_websocket_upgrade(request: web.BaseRequest) -> bool:
-    upgrade = {t.strip().lower() for t in request.headers.get("Upgrade", "").split(",")}
-    connection = {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
-    return request.method == "GET" and "websocket" in upgrade and "upgrade" in connection
+    headers = request.headers
+    return request.method == "GET" and "websocket" in tokens(headers, "Upgrade") and "upgrade" in tokens(headers, "Connection")
 
 
 async def relay(request: web.BaseRequest, captured: CapturedRequest, primary: Upstream) -> web.StreamResponse:
@@ -59,7 +59,7 @@ async def relay(request: web.BaseRequest, captured: CapturedRequest, primary: Up
             raise UpstreamError("protocol", exc.message) from exc
         raise Refused(exc.status, CIMultiDict(exc.headers or {})) from exc
     except Exception as exc:
-        raise UpstreamError(classify(exc), str(exc) or type(exc).__name__) from exc
+        raise UpstreamError(classify(exc), describe(exc)) from exc
     client = web.WebSocketResponse(
         protocols=(upstream.protocol,) if upstream.protocol else (),
         autoclose=False,

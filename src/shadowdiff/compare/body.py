@@ -86,14 +86,16 @@ def _decoded(data: bytes, encoding: str, limits: Limits, side: str, oversized: l
 
 
 def _by_digest(p: Body, s: Body) -> BodyResult:
-    def summary(body: Body) -> str:
-        digest = body.digest or hashlib.sha256(body.data or b"").hexdigest()
-        return f"sha256:{digest[:16]}... ({body.size} bytes)"
-
     same = p.size == s.size and (p.digest or "") == (s.digest or "") and p.digest is not None
     if same:
         return BodyResult(decoded_equal=True)
-    return BodyResult((Difference("body", "$", "changed", summary(p), summary(s)),))
+    return BodyResult((Difference("body", "$", "changed", _body_digest(p), _body_digest(s)),))
+
+
+def _body_digest(body: Body) -> str:
+    if body.digest is None:
+        return _digest(body.data or b"")
+    return _summary(body.digest, body.size)
 
 
 def _bytes_differences(a: bytes, b: bytes) -> tuple[Difference, ...]:
@@ -103,7 +105,12 @@ def _bytes_differences(a: bytes, b: bytes) -> tuple[Difference, ...]:
 
 
 def _digest(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()[:16]}... ({len(data)} bytes)"
+    return _summary(hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _summary(hexdigest: str, size: int) -> str:
+    """How a body compared by digest appears in a difference."""
+    return f"sha256:{hexdigest[:16]}... ({size} bytes)"
 
 
 def _looks_json(content_type: str, data: bytes) -> bool:
