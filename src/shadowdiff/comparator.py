@@ -18,10 +18,10 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from shadowdiff.compare import Comparison, Exchange, compare
-from shadowdiff.compare.body import BodyView, Limits, compare_bodies
+from shadowdiff.compare.body import BodyResult, BodyView, Limits, compare_bodies
 from shadowdiff.compare.engine import assemble, body_view
 from shadowdiff.compare.model import SHADOW_ERROR
-from shadowdiff.compare.rules import Rules
+from shadowdiff.compare.rules import Rules, RuleSet
 from shadowdiff.config import CompareConfig
 
 
@@ -61,7 +61,7 @@ class Comparator:
             return False  # the decoded size is unknown until decoded
         return max(p.size, s.size) <= self._offload_bytes
 
-    async def _offloaded(self, primary: BodyView, shadow: BodyView, rules: object):  # type: ignore[no-untyped-def]
+    async def _offloaded(self, primary: BodyView, shadow: BodyView, rules: RuleSet) -> BodyResult:
         loop = asyncio.get_running_loop()
         if self._pool is None:
             # Starting the worker blocks for tens of milliseconds: do it off the loop.

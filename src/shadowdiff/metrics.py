@@ -101,13 +101,6 @@ class Metrics:
             buckets=_COMPARE_BUCKETS,
             registry=registry,
         )
-        # Zero-valued series for the fixed vocabularies, so rate() works from the start.
-        for reason in SKIP_REASONS:
-            self.mirror_skipped.labels(reason)
-        for upstream in UPSTREAMS:
-            for kind in ERROR_KINDS:
-                self.upstream_errors.labels(upstream, kind)
-
         self.compare_failures = Counter(
             "shadowdiff_compare_failures",
             "Exchanges that could not be compared (worker deadline passed, worker died, engine error).",
@@ -141,6 +134,13 @@ class Metrics:
             registry=registry,
         )
         self._log_dropped_seen = 0
+
+        # Zero-valued series for the fixed vocabularies, so rate() works from the start.
+        for reason in SKIP_REASONS:
+            self.mirror_skipped.labels(reason)
+        for upstream in UPSTREAMS:
+            for kind in ERROR_KINDS:
+                self.upstream_errors.labels(upstream, kind)
 
     def upstream_answered(self, upstream: str, route: str, status: int, elapsed: float) -> None:
         self.upstream_up.labels(upstream).set(1)
