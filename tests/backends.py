@@ -44,12 +44,7 @@ class Backend:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.on_response_prepare.append(_fixed_date)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve_app(app, auto_decompress=False)
         return self
 
     async def stop(self) -> None:
@@ -171,6 +166,15 @@ class RawBackend:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+async def serve_app(app: web.Application, **runner_options: object) -> tuple[web.AppRunner, str]:
+    """Serve `app` on an ephemeral loopback port: (runner to clean up, base URL)."""
+    runner = web.AppRunner(app, access_log=None, **runner_options)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
 
 
 async def _fixed_date(request: web.Request, response: web.StreamResponse) -> None:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,7 +19,7 @@ from shadowdiff import log
 
 from shadowdiff import config as configuration
 from shadowdiff.service import ShadowDiff
-from tests.backends import Backend, RawBackend
+from tests.backends import Backend, RawBackend, free_port
 from tests.metrics_text import MetricsReader
 
 
@@ -91,6 +96,11 @@ async def start_proxy() -> AsyncIterator[StartProxy]:
         await service.stop()
 
 
+async def connect(service: ShadowDiff) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw TCP connection to the proxy's traffic port."""
+    return await asyncio.open_connection(service.address.host, service.address.port)
+
+
 def url_of(service: ShadowDiff) -> str:
     return f"http://{service.address}"
 
@@ -106,6 +116,56 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
         auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(), timeout=aiohttp.ClientTimeout(total=30)
     ) as session:
         yield session
+
+
+@dataclass
+class Served:
+    """A `shadowdiff serve` process started by `serving()`; out/err are filled in at exit."""
+
+    process: asyncio.subprocess.Process
+    port: int
+    admin_port: int
+    out: bytes = b""
+    err: bytes = b""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+
+@contextlib.asynccontextmanager
+async def serving(*args: str, config: str | None = None, tmp_path: Path | None = None) -> AsyncIterator[Served]:
+    """`shadowdiff serve ARGS` as a real process (uvloop) on free loopback ports, once started.
+
+    `config`, if given, is written to a file under tmp_path and passed as --config;
+    --listen and --admin always come from here. On exit a process still running is
+    killed, and both pipes are drained: an unread full pipe keeps wait() from returning.
+    """
+    listen, admin = free_port(), free_port()
+    argv = [*args, "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}"]
+    if config is not None:
+        assert tmp_path is not None, "a config needs tmp_path"
+        path = tmp_path / "serve.yaml"
+        path.write_text(config)
+        argv += ["--config", str(path)]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shadowdiff", "serve", *argv,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    served = Served(process, listen, admin)
+    try:
+        started = await asyncio.wait_for(process.stdout.readline(), 20)
+        assert b'"event":"started"' in started, started
+        yield served
+    finally:
+        if process.returncode is None:
+            process.kill()
+        served.out, served.err = await process.communicate()
 
 
 async def settle(service: ShadowDiff, timeout: float = 10.0) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from shadowdiff.cli import main
 from tests.backends import Backend, free_port
+from tests.conftest import serving
 
 GOOD = "primary:\n  url: http://127.0.0.1:8000\nshadow:\n  url: http://user:pw@127.0.0.1:8001\n"
 
@@ -57,29 +57,15 @@ def test_unknown_command_exits_2() -> None:
 
 async def test_serve_runs_without_a_file_and_stops_on_sigterm(primary: Backend, shadow: Backend) -> None:
     """`shadowdiff serve --primary URL --shadow URL` proxies, serves /metrics, and exits 0 on SIGTERM."""
-    listen, admin = free_port(), free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shadowdiff", "serve",
-        "--primary", primary.url, "--shadow", shadow.url,
-        "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    try:
-        started = await asyncio.wait_for(process.stdout.readline(), 20)
-        assert b'"event":"started"' in started, started
+    async with serving("--primary", primary.url, "--shadow", shadow.url) as served:
         async with aiohttp.ClientSession() as client:
-            async with client.get(f"http://127.0.0.1:{listen}/hello") as response:
+            async with client.get(served.url + "/hello") as response:
                 assert response.status == 200
                 assert await response.json() == {"path": "/hello", "query": ""}
-            async with client.get(f"http://127.0.0.1:{admin}/metrics") as response:
+            async with client.get(served.admin_url + "/metrics") as response:
                 assert "shadowdiff_requests_total" in await response.text()
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 20) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        served.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(served.process.wait(), 20) == 0
 
 
 async def test_serve_exits_1_when_the_port_is_taken(primary: Backend) -> None:
@@ -117,42 +103,22 @@ def test_check_config_never_tracebacks(tmp_path: Path, capsys: pytest.CaptureFix
 async def test_serve_keeps_serving_when_nobody_reads_its_stdout(primary: Backend) -> None:
     """With a stdout pipe nobody drains and a mismatch log line per request, requests keep being answered."""
     mismatching = await Backend("other").start()  # /whoami differs between the two: one log line each
-    listen, admin = free_port(), free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shadowdiff", "serve", "--primary", primary.url, "--shadow", mismatching.url,
-        "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
     try:
-        await asyncio.wait_for(process.stdout.readline(), 20)  # started; from now on nobody reads
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as client:
-            for _ in range(600):  # ~180 KB of mismatch lines: far past a 64 KB pipe buffer
-                async with client.get(f"http://127.0.0.1:{listen}/whoami") as response:
-                    assert response.status == 200
+        async with serving("--primary", primary.url, "--shadow", mismatching.url) as served:
+            # Started; from now on nobody reads its stdout.
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as client:
+                for _ in range(600):  # ~180 KB of mismatch lines: far past a 64 KB pipe buffer
+                    async with client.get(served.url + "/whoami") as response:
+                        assert response.status == 200
     finally:
-        process.kill()
-        await process.communicate()  # drain the pipe, or wait() never sees it close
         await mismatching.stop()
 
 
 async def test_access_log_with_a_stuck_stdout_does_not_stall(primary: Backend, tmp_path: Path) -> None:
     """With the access log on (a library logger) and nobody reading stdout, requests keep being answered."""
-    listen, admin = free_port(), free_port()
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        f"primary: {{url: '{primary.url}'}}\nmirror: {{enabled: false}}\nlogging: {{access_log: true}}\n"
-        f"listen: {{address: '127.0.0.1:{listen}'}}\nadmin: {{listen: '127.0.0.1:{admin}'}}\n"
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shadowdiff", "serve", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        await asyncio.wait_for(process.stdout.readline(), 20)
+    config = f"primary: {{url: '{primary.url}'}}\nmirror: {{enabled: false}}\nlogging: {{access_log: true}}\n"
+    async with serving(config=config, tmp_path=tmp_path) as served:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as client:
             for _ in range(1500):  # ~300 KB of access lines: far past a 64 KB pipe buffer
-                async with client.get(f"http://127.0.0.1:{listen}/a-long-path-to-make-longer-access-lines") as response:
+                async with client.get(served.url + "/a-long-path-to-make-longer-access-lines") as response:
                     assert response.status == 200
-    finally:
-        process.kill()
-        await process.communicate()

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from tests.backends import serve_app
 from tests.conftest import StartProxy, metrics, settle, url_of
 
 N = 6
@@ -44,18 +45,10 @@ def _app(candidate: bool) -> web.Application:
     return app
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
-
-
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[str, str]]:
-    primary, primary_url = await _serve(_app(candidate=False))
-    candidate, candidate_url = await _serve(_app(candidate=True))
+    primary, primary_url = await serve_app(_app(candidate=False))
+    candidate, candidate_url = await serve_app(_app(candidate=True))
     yield primary_url, candidate_url
     await primary.cleanup()
     await candidate.cleanup()

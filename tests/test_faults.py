@@ -15,8 +15,8 @@ from aiohttp import web
 
 from shadowdiff.service import ShadowDiff
 from tests import rawhttp
-from tests.backends import Backend, free_port
-from tests.conftest import StartProxy, metrics, settle, url_of
+from tests.backends import Backend, free_port, serve_app
+from tests.conftest import StartProxy, connect, metrics, serving, settle, url_of
 from tests.faults import FaultServer
 
 REQUESTS = 12
@@ -143,8 +143,7 @@ async def _served(proxy: ShadowDiff) -> bool:
 async def test_partial_headers_are_cut_off_while_others_are_served(primary: Backend, start_proxy: StartProxy) -> None:
     """A client that never finishes its request head is disconnected after listen.idle_timeout; others are served meanwhile."""
     proxy = await start_proxy(primary.url, listen={"idle_timeout": 0.5})
-    host, port = str(proxy.address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Partial: ")
         await writer.drain()
@@ -160,8 +159,7 @@ async def test_partial_headers_are_cut_off_while_others_are_served(primary: Back
 async def test_client_that_stops_reading_is_cut_off(primary: Backend, start_proxy: StartProxy) -> None:
     """A client that never reads a large answer is disconnected after listen.idle_timeout; its primary connection is freed."""
     proxy = await start_proxy(primary.url, listen={"idle_timeout": 0.5}, primary={"max_connections": 1})
-    host, port = str(proxy.address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"GET /large?size=50000000 HTTP/1.1\r\nHost: a\r\n\r\n")
         await writer.drain()
@@ -174,8 +172,7 @@ async def test_client_that_stops_reading_is_cut_off(primary: Backend, start_prox
 async def test_trickled_body_gets_408(primary: Backend, start_proxy: StartProxy) -> None:
     """A body that does not arrive within listen.request_timeout gets 408 and reaches no upstream; others are served meanwhile."""
     proxy = await start_proxy(primary.url, listen={"request_timeout": 0.5})
-    host, port = str(proxy.address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
         await writer.drain()
@@ -192,8 +189,7 @@ async def test_trickled_body_gets_408(primary: Backend, start_proxy: StartProxy)
 async def test_connection_cap_sheds_fast(primary: Backend, start_proxy: StartProxy) -> None:
     """Past listen.max_connections a new connection gets an immediate 503 and is counted; freed capacity serves again."""
     proxy = await start_proxy(primary.url, listen={"max_connections": 3})
-    host, port = str(proxy.address).rsplit(":", 1)
-    held = [await asyncio.open_connection(host, int(port)) for _ in range(3)]
+    held = [await connect(proxy) for _ in range(3)]
     await asyncio.sleep(0.05)
     started = time.perf_counter()
     shed = await rawhttp.send(url_of(proxy), b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", timeout=2)
@@ -209,8 +205,7 @@ async def test_connection_cap_sheds_fast(primary: Backend, start_proxy: StartPro
 async def test_connection_cap_holds_for_a_burst(primary: Backend, start_proxy: StartProxy) -> None:
     """Ten connections opened at once against a cap of 3: at most 3 are served, the rest get 503."""
     proxy = await start_proxy(primary.url, listen={"max_connections": 3})
-    host, port = str(proxy.address).rsplit(":", 1)
-    connections = await asyncio.gather(*(asyncio.open_connection(host, int(port)) for _ in range(10)))
+    connections = await asyncio.gather(*(connect(proxy) for _ in range(10)))
     try:
         for _, writer in connections:
             writer.write(b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
@@ -225,31 +220,19 @@ async def test_connection_cap_holds_for_a_burst(primary: Backend, start_proxy: S
 
 async def test_connection_cap_under_uvloop(tmp_path, primary: Backend) -> None:
     """In a real `serve` process (uvloop), the connection past the cap gets the 503, not a reset."""
-    import sys
-
-    listen, admin = free_port(), free_port()
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        f"primary: {{url: '{primary.url}'}}\nmirror: {{enabled: false}}\n"
-        f"listen: {{address: '127.0.0.1:{listen}', max_connections: 3}}\nadmin: {{listen: '127.0.0.1:{admin}'}}\n"
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shadowdiff", "serve", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    config = f"primary: {{url: '{primary.url}'}}\nmirror: {{enabled: false}}\nlisten: {{max_connections: 3}}\n"
     held = []
-    try:
-        assert b'"event":"started"' in await asyncio.wait_for(process.stdout.readline(), 20)
-        held = [await asyncio.open_connection("127.0.0.1", listen) for _ in range(3)]
-        await asyncio.sleep(0.1)
-        shed = await rawhttp.send(f"http://127.0.0.1:{listen}", b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", timeout=5)
-        assert shed.status == 503
-    finally:
-        for _, writer in held:
-            writer.close()
-        process.terminate()
-        out, err = await process.communicate()
-    assert b"Traceback" not in out + err
+    async with serving(config=config, tmp_path=tmp_path) as served:
+        try:
+            held = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(3)]
+            await asyncio.sleep(0.1)
+            shed = await rawhttp.send(served.url, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", timeout=5)
+            assert shed.status == 503
+        finally:
+            for _, writer in held:
+                writer.close()
+            served.process.terminate()
+    assert b"Traceback" not in served.out + served.err
 
 
 # -- malformed requests and smuggling shapes ------------------------------------------------
@@ -339,10 +322,8 @@ async def websocket_primary() -> AsyncIterator[WebSocketPrimary]:
     app.router.add_get("/hang-up", hang_up)
     app.router.add_get("/client-closes", client_closes)
     app.router.add_get("/private", private)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield WebSocketPrimary(f"http://127.0.0.1:{runner.addresses[0][1]}", seen_close)
+    runner, url = await serve_app(app)
+    yield WebSocketPrimary(url, seen_close)
     await runner.cleanup()
 
 
@@ -501,47 +482,34 @@ async def test_unreachable_shadow_at_start_is_reported_and_the_primary_served(
 
 async def test_sigterm_under_load_finishes_in_flight_requests(tmp_path, shadow: Backend) -> None:
     """On SIGTERM: no new connections, every in-flight response finishes whole, shadow work is cut at its deadline, exit 0."""
-    import os
     import signal
-    import sys
 
     slow = await Backend("slow", delay=1.0).start()
     hole = await FaultServer("black_hole").start()
-    listen, admin = free_port(), free_port()
-    config = tmp_path / "c.yaml"
-    config.write_text(
+    config = (
         f"primary: {{url: '{slow.url}'}}\nshadow: {{url: '{hole.url}', timeout: 30}}\n"
-        f"listen: {{address: '127.0.0.1:{listen}', shutdown_timeout: 10}}\nadmin: {{listen: '127.0.0.1:{admin}'}}\n"
-        "mirror: {drain_timeout: 0.5}\n"
+        "listen: {shutdown_timeout: 10}\nmirror: {drain_timeout: 0.5}\n"
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shadowdiff", "serve", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
     size = 2_000_000
     try:
-        assert b'"event":"started"' in await asyncio.wait_for(process.stdout.readline(), 20)
-        async with aiohttp.ClientSession() as client:
+        async with serving(config=config, tmp_path=tmp_path) as served, aiohttp.ClientSession() as client:
 
             async def fetch() -> tuple[int, int]:
-                async with client.get(f"http://127.0.0.1:{listen}/large?size={size}") as response:
+                async with client.get(served.url + f"/large?size={size}") as response:
                     return response.status, len(await response.read())
 
             in_flight = [asyncio.ensure_future(fetch()) for _ in range(10)]
             await asyncio.sleep(0.4)  # all ten are waiting on the 1 s primary
             started = time.perf_counter()
-            process.send_signal(signal.SIGTERM)
+            served.process.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.2)
             with pytest.raises(aiohttp.ClientConnectionError):
-                async with client.get(f"http://127.0.0.1:{listen}/late") as late:
+                async with client.get(served.url + "/late") as late:
                     await late.read()
             results = await asyncio.gather(*in_flight)
-        code = await asyncio.wait_for(process.wait(), 15)
-        elapsed = time.perf_counter() - started
+            code = await asyncio.wait_for(served.process.wait(), 15)
+            elapsed = time.perf_counter() - started
     finally:
-        if process.returncode is None:
-            process.kill()
-        await process.communicate()
         await slow.stop()
         await hole.stop()
     assert results == [(200, size)] * 10  # nothing cut mid-body

@@ -9,7 +9,7 @@ import pytest
 
 from tests import rawhttp
 from tests.backends import Backend
-from tests.conftest import StartProxy, metrics, settle, url_of
+from tests.conftest import StartProxy, connect, metrics, settle, url_of
 
 HOP = ("Connection", "Keep-Alive", "Transfer-Encoding")
 
@@ -185,8 +185,7 @@ async def test_expect_100_continue_is_answered(primary: Backend, start_proxy: St
     import asyncio
 
     proxy = await start_proxy(primary.url)
-    host, port = str(proxy.address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
         interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
