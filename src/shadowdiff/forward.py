@@ -1,9 +1,12 @@
 """Sending one captured request to one upstream.
 
-`Upstream` owns a dedicated aiohttp client session with the proxy-hostile
-defaults turned off: no automatic decompression, no redirect following, no
-cookie jar, no default headers (User-Agent, Accept, Accept-Encoding,
-Content-Type), no environment proxies; its own connection limit and timeouts.
+`Upstream` owns a dedicated connection pool (`client.ConnectionPool`: its own
+connection limit and timeouts) and writes each request itself: the headers given,
+plus Host when absent and a Content-Length for the body, nothing else. Nothing
+aiohttp's ClientSession would do to a request or response happens: no automatic
+decompression, no redirect following, no cookie jar, no default headers
+(User-Agent, Accept, Accept-Encoding, Content-Type), no environment proxies.
+WebSockets use an aiohttp session with the same defaults turned off.
 
 `Upstream.open()` returns the response head for streaming (the primary leg) and
 raises `UpstreamError`; `Upstream.observe()` reads the whole exchange into an
@@ -14,21 +17,29 @@ raises `UpstreamError`; `Upstream.observe()` reads the whole exchange into an
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import re
+import ssl
 import time
 from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import http_exceptions
+from aiohttp.http_writer import _serialize_headers
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-# Headers aiohttp's client would otherwise invent on a request.
+from shadowdiff.client import ConnectFailed, ConnectionPool, Response
+
+# Headers aiohttp's WebSocket client would otherwise invent on a request.
 _NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
-READ_CHUNK = 64 * 1024
 # aiohttp's 8190-byte default turns real-world answers (big CSP or cookie headers) into 502s.
 MAX_HEADER_BYTES = 64 * 1024
+# Requests with no body carry no Content-Length for these (as aiohttp's client did); others get "0".
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Safe to send again when a reused connection turns out closed (RFC 9110 §9.2.2).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +127,8 @@ class UpstreamError(Exception):
 
 def classify(exc: BaseException) -> str:
     """Map a client-side exception to an error kind (see metrics.ERROR_KINDS)."""
+    if isinstance(exc, ConnectFailed):
+        return "connect"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "connect"  # never connected: the upstream is down or black-holed
     if isinstance(exc, asyncio.TimeoutError):
@@ -126,6 +139,8 @@ def classify(exc: BaseException) -> str:
         return "too_large"  # response head past the parser's limits
     if isinstance(exc, http_exceptions.LineTooLong):
         return "too_large"
+    if isinstance(exc, http_exceptions.HttpProcessingError) and "Got more than" in str(exc.message):
+        return "too_large"  # the client protocol re-raises LineTooLong as its base class
     if isinstance(exc, aiohttp.ClientPayloadError):
         cause = exc.__cause__ or (exc.args[0] if exc.args else None)
         if isinstance(cause, http_exceptions.TransferEncodingError) or "TransferEncodingError" in str(exc):
@@ -141,7 +156,7 @@ def classify(exc: BaseException) -> str:
 
 
 class Upstream:
-    """A named upstream (primary or shadow) reached through its own session."""
+    """A named upstream (primary or shadow) reached through its own connection pool."""
 
     def __init__(
         self,
@@ -156,59 +171,86 @@ class Upstream:
         self.name = name
         self.base = URL(base_url)
         self._base_text = str(self.base).rstrip("/")
+        self._base_path = self.base.raw_path.rstrip("/")
+        self._host = self.base.host_port_subcomponent or ""
+        # Credentials in the URL are the upstream's own: they replace the client's Authorization.
+        self._authorization = (
+            "Basic " + base64.b64encode(f"{self.base.user}:{self.base.password or ''}".encode("latin-1")).decode()
+            if self.base.user is not None
+            else None
+        )
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._total_timeout = total_timeout
         # `connect` also bounds the wait for a free pooled connection: a full pool is a
         # counted connect failure, never an unbounded queue.
         self._timeout = aiohttp.ClientTimeout(
             total=total_timeout, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
         self._ws_session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._session = self._new_session(
-            aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0, ttl_dns_cache=10),
+        base = self.base
+        if base.host is None or base.port is None:
+            return  # the shadow while mirroring is off: no URL, nothing to reach
+        self._pool = ConnectionPool(
+            base.host,
+            base.port,
+            ssl_context=ssl.create_default_context() if base.scheme == "https" else None,
+            limit=self._max_connections,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
             max_line_size=MAX_HEADER_BYTES,
             max_field_size=MAX_HEADER_BYTES,
         )
         # limit=0: WebSockets are bounded by listen.max_connections instead.
-        self._ws_session = self._new_session(aiohttp.TCPConnector(limit=0))
-
-    def _new_session(self, connector: aiohttp.TCPConnector, **limits: int) -> aiohttp.ClientSession:
-        """A session with aiohttp's proxy-hostile defaults turned off (see the module docstring)."""
-        return aiohttp.ClientSession(
-            connector=connector,
+        self._ws_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
             timeout=self._timeout,
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=_NO_AUTO_HEADERS,
             trust_env=False,
             raise_for_status=False,
-            **limits,
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
         )
 
     async def close(self) -> None:
-        for session in (self._session, self._ws_session):
-            if session is not None:
-                await session.close()
-        self._session = self._ws_session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        if self._ws_session is not None:
+            await self._ws_session.close()
+            self._ws_session = None
 
     def url_for(self, target: str) -> URL:
         """Base URL + the client's origin-form target, never re-encoded."""
         return URL(self._base_text + target, encoded=True)
 
-    async def open(self, request: CapturedRequest, headers: CIMultiDict[str]) -> aiohttp.ClientResponse:
-        """Send and return the response head; the caller reads and releases the body."""
-        assert self._session is not None, "Upstream.start() was not awaited"
+    def _head(self, request: CapturedRequest, headers: CIMultiDict[str]) -> bytes:
+        """The request line and headers, as they go on the wire."""
+        if "Host" not in headers:
+            headers["Host"] = self._host
+        if self._authorization is not None:
+            headers["Authorization"] = self._authorization
+        if request.body:
+            headers["Content-Length"] = str(len(request.body))
+        elif request.method not in _NO_BODY_METHODS:
+            headers["Content-Length"] = "0"
+        return _serialize_headers(f"{request.method} {self._base_path}{request.target} HTTP/1.1", headers)
+
+    async def open(self, request: CapturedRequest, headers: CIMultiDict[str]) -> Response:
+        """Send and return the response head; the caller reads the body and releases it."""
+        assert self._pool is not None, "Upstream.start() was not awaited"
         try:
-            return await self._session.request(
-                request.method,
-                self.url_for(request.target),
-                headers=headers,
-                data=request.body or None,
-                allow_redirects=False,
-                compress=None,
-                auto_decompress=False,
+            return await self._pool.request(
+                self._head(request, headers),
+                request.body,
+                skip_payload=request.method == "HEAD",
+                retry=request.method in _IDEMPOTENT,
             )
         except Exception as exc:  # every failure becomes a kind; the caller decides
             raise UpstreamError(classify(exc), describe(exc)) from exc
@@ -237,12 +279,16 @@ class Upstream:
         """Send, read the whole response (kept up to `body_limit`), never raise."""
         started = time.perf_counter()
         try:
-            response = await self.open(request, headers)
-            try:
-                capture = BodyCapture(body_limit)
-                async for chunk in response.content.iter_chunked(READ_CHUNK):
-                    capture.feed(chunk)
-            finally:
+            async with asyncio.timeout(self._total_timeout):
+                response = await self.open(request, headers)
+                try:
+                    capture = BodyCapture(body_limit)
+                    reader = response.content
+                    while chunk := await reader.readany():
+                        capture.feed(chunk)
+                except BaseException:
+                    response.close()
+                    raise
                 response.release()
         except UpstreamError as exc:
             return Observation(self.name, time.perf_counter() - started, error=exc.kind, detail=exc.detail)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from shadowdiff import headers as hdr, websocket
+from shadowdiff.client import Response
 from shadowdiff.config import Config
 from shadowdiff.forward import BodyCapture, CapturedRequest, Observation, Upstream, UpstreamError, classify, describe
 from shadowdiff.metrics import Metrics, method_label
@@ -215,7 +215,7 @@ class Proxy:
                 observed.set_result(observation)
 
     async def _relay(
-        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, started: float, *, keep: bool
+        self, request: web.BaseRequest, upstream: Response, started: float, *, keep: bool
     ) -> tuple[web.StreamResponse | None, Observation | None]:
         """Stream the primary's answer to the client; observe it if the shadow waits.
 

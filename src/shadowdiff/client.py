@@ -1,0 +1,217 @@
+"""A lean HTTP/1.1 client for the upstream legs: a bounded keep-alive pool per upstream.
+
+aiohttp's `ClientSession` costs about 85 us of CPU per request on the benchmark
+machine (`benchmarks/client_cost.py`), most of it machinery a proxy turns off
+anyway: tracing, cookies, redirects, proxies, middlewares, URL and header
+rebuilding. This keeps aiohttp's wire pieces — its client protocol
+(`ResponseHandler`, with the C llhttp response parser and read timeouts) and its
+header serializer (which refuses control characters) — and drops the rest:
+about 15 us per request.
+
+What it does, the way aiohttp's client did it for the proxy:
+- one request per connection at a time; a connection goes back to the pool only
+  when its response was read to the end and nothing says close;
+- at most `limit` connections; waiting for a free one and connecting share one
+  deadline (`connect_timeout`), and missing it is a connect failure, never a queue
+  without end;
+- idle connections older than `idle_timeout` are closed rather than reused;
+- an idempotent request that fails on a reused connection before any answer (the
+  upstream closed it while idle) is sent once more on another connection (RFC 9112
+  §9.3.1), as aiohttp does;
+- interim 1xx answers (other than 101) are skipped;
+- responses without a length are read until the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_module
+import time
+from collections import deque
+
+from aiohttp.client_exceptions import ClientOSError, ServerDisconnectedError
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.http_parser import RawResponseMessage
+from aiohttp.streams import StreamReader
+from multidict import CIMultiDictProxy
+
+
+class ConnectFailed(Exception):
+    """No connection could be had in time (refused, unreachable, timed out, pool full)."""
+
+
+class Response:
+    """An upstream's answer head; the body streams from `content`.
+
+    Exactly one of `release()` (the body was read to the end: the connection may
+    be reused) or `close()` (anything else) must be called, once.
+    """
+
+    __slots__ = ("status", "reason", "headers", "raw_headers", "content", "_pool", "_protocol")
+
+    def __init__(self, pool: ConnectionPool, protocol: ResponseHandler, message: RawResponseMessage, payload: StreamReader) -> None:
+        self.status = message.code
+        self.reason = message.reason
+        self.headers: CIMultiDictProxy[str] = message.headers
+        self.raw_headers = message.raw_headers
+        self.content = payload
+        self._pool = pool
+        self._protocol = protocol
+
+    def release(self) -> None:
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None:
+            self._pool.put_back(protocol, reusable=self.content.is_eof())
+
+    def close(self) -> None:
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None:
+            self._pool.put_back(protocol, reusable=False)
+
+
+class ConnectionPool:
+    """Keep-alive connections to one host:port (TLS when `ssl_context` is given)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl_module.SSLContext | None,
+        limit: int,
+        connect_timeout: float,
+        read_timeout: float | None,
+        max_line_size: int,
+        max_field_size: int,
+        idle_timeout: float = 15.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self._ssl = ssl_context
+        self._limit = limit  # 0: no limit
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_line_size = max_line_size
+        self._max_field_size = max_field_size
+        self._idle_timeout = idle_timeout
+        self._idle: deque[tuple[ResponseHandler, float]] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._open = 0  # connections open, being opened, or in use
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    async def request(self, head: bytes, body: bytes, *, skip_payload: bool, retry: bool) -> Response:
+        """Send one request and return its answer head. Raises ConnectFailed or aiohttp's errors."""
+        while True:
+            protocol, reused = await self._acquire()
+            protocol.set_response_params(
+                skip_payload=skip_payload,
+                read_until_eof=True,
+                auto_decompress=False,
+                read_timeout=self._read_timeout,
+                max_line_size=self._max_line_size,
+                max_field_size=self._max_field_size,
+            )
+            transport = protocol.transport
+            assert transport is not None
+            if body:
+                transport.writelines((head, body))
+            else:
+                transport.write(head)
+            protocol.start_timeout()
+            try:
+                while True:
+                    message, payload = await protocol.read()
+                    if message.code >= 200 or message.code < 100 or message.code == 101:
+                        return Response(self, protocol, message, payload)
+            except (ServerDisconnectedError, ClientOSError):
+                self.put_back(protocol, reusable=False)
+                if not (retry and reused):
+                    raise
+                retry = False  # once, on another connection
+            except BaseException:
+                self.put_back(protocol, reusable=False)
+                raise
+
+    def put_back(self, protocol: ResponseHandler, *, reusable: bool) -> None:
+        if reusable and not self._closed and not protocol.should_close and protocol.is_connected():
+            self._idle.append((protocol, time.monotonic()))
+        else:
+            protocol.close()
+            self._open -= 1
+        self._wake_one()
+
+    async def _acquire(self) -> tuple[ResponseHandler, bool]:
+        """An idle connection (reused=True), or a new one within the connect deadline."""
+        protocol = self._take_idle()
+        if protocol is not None:
+            return protocol, True
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                while self._limit and self._open >= self._limit:
+                    await self._wait_for_slot()
+                    protocol = self._take_idle()
+                    if protocol is not None:
+                        return protocol, True
+                self._open += 1
+                try:
+                    return await self._connect(), False
+                except BaseException:
+                    self._open -= 1
+                    self._wake_one()
+                    raise
+        except TimeoutError:
+            busy = " (all pooled connections busy)" if self._limit and self._open >= self._limit else ""
+            raise ConnectFailed(f"connection to {self.host}:{self.port} timed out{busy}") from None
+        except OSError as exc:
+            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from exc
+
+    def _take_idle(self) -> ResponseHandler | None:
+        now = time.monotonic()
+        while self._idle:
+            protocol, since = self._idle.pop()  # the most recently used: its peer is least likely to have closed it
+            if now - since <= self._idle_timeout and protocol.is_connected() and not protocol.should_close:
+                return protocol
+            protocol.close()
+            self._open -= 1
+        return None
+
+    async def _wait_for_slot(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._wake_one()  # woken and cancelled at once: pass the turn on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _connect(self) -> ResponseHandler:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(
+            lambda: ResponseHandler(loop),
+            self.host,
+            self.port,
+            ssl=self._ssl,
+            server_hostname=self.host if self._ssl is not None else None,
+        )
+        return protocol
+
+    def close(self) -> None:
+        """Close idle connections; ones in use close when their response is done."""
+        self._closed = True
+        while self._idle:
+            protocol, _ = self._idle.pop()
+            protocol.close()
+            self._open -= 1
