@@ -8,6 +8,8 @@ status codes are numbers, and the other labels are fixed vocabularies.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import generate_latest
 
@@ -30,6 +32,27 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 _COMPARE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
+class _Children:
+    """A labelled collector whose children are cached by their label values.
+
+    prometheus-client's `labels()` checks its arguments and takes a lock on every
+    call (about 1.5 us); the request path makes half a dozen such calls. Label
+    values are bounded (see above), so the cache is too.
+    """
+
+    __slots__ = ("collector", "_children")
+
+    def __init__(self, collector: Any) -> None:
+        self.collector = collector
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.collector.labels(*values)
+        return child
+
+
 def method_label(method: str) -> str:
     return method if method in KNOWN_METHODS else "other"
 
@@ -41,59 +64,75 @@ def status_class(status: int) -> str:
 class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "shadowdiff_requests",
-            "Client requests answered, by route, method and the status the client got.",
-            ["route", "method", "status"],
-            registry=registry,
+        self.requests = _Children(
+            Counter(
+                "shadowdiff_requests",
+                "Client requests answered, by route, method and the status the client got.",
+                ["route", "method", "status"],
+                registry=registry,
+            )
         )
-        self.upstream_duration = Histogram(
-            "shadowdiff_upstream_duration_seconds",
-            "Time from sending to an upstream until its whole response was read.",
-            ["upstream", "route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+        self.upstream_duration = _Children(
+            Histogram(
+                "shadowdiff_upstream_duration_seconds",
+                "Time from sending to an upstream until its whole response was read.",
+                ["upstream", "route"],
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            )
         )
-        self.upstream_responses = Counter(
-            "shadowdiff_upstream_responses",
-            "Responses received from each upstream, by status class.",
-            ["upstream", "route", "status_class"],
-            registry=registry,
+        self.upstream_responses = _Children(
+            Counter(
+                "shadowdiff_upstream_responses",
+                "Responses received from each upstream, by status class.",
+                ["upstream", "route", "status_class"],
+                registry=registry,
+            )
         )
-        self.upstream_errors = Counter(
-            "shadowdiff_upstream_errors",
-            "Upstream exchanges that gave no usable response, by kind.",
-            ["upstream", "kind"],
-            registry=registry,
+        self.upstream_errors = _Children(
+            Counter(
+                "shadowdiff_upstream_errors",
+                "Upstream exchanges that gave no usable response, by kind.",
+                ["upstream", "kind"],
+                registry=registry,
+            )
         )
-        self.mirrored = Counter(
-            "shadowdiff_mirrored",
-            "Exchanges mirrored to the shadow whose primary answered (each ends as one comparison).",
-            ["route"],
-            registry=registry,
+        self.mirrored = _Children(
+            Counter(
+                "shadowdiff_mirrored",
+                "Exchanges mirrored to the shadow whose primary answered (each ends as one comparison).",
+                ["route"],
+                registry=registry,
+            )
         )
-        self.mirror_skipped = Counter(
-            "shadowdiff_mirror_skipped",
-            "Requests not mirrored, by reason.",
-            ["reason"],
-            registry=registry,
+        self.mirror_skipped = _Children(
+            Counter(
+                "shadowdiff_mirror_skipped",
+                "Requests not mirrored, by reason.",
+                ["reason"],
+                registry=registry,
+            )
         )
         self.shadow_in_flight = Gauge(
             "shadowdiff_shadow_in_flight",
             "Shadow exchanges under way (sent, or waiting to be compared).",
             registry=registry,
         )
-        self.comparisons = Counter(
-            "shadowdiff_comparisons",
-            "Comparisons of primary and shadow responses, by outcome.",
-            ["route", "outcome"],
-            registry=registry,
+        self.comparisons = _Children(
+            Counter(
+                "shadowdiff_comparisons",
+                "Comparisons of primary and shadow responses, by outcome.",
+                ["route", "outcome"],
+                registry=registry,
+            )
         )
-        self.differences = Counter(
-            "shadowdiff_differences",
-            "Differences found, by the part of the response they are in.",
-            ["route", "part"],
-            registry=registry,
+        self.differences = _Children(
+            Counter(
+                "shadowdiff_differences",
+                "Differences found, by the part of the response they are in.",
+                ["route", "part"],
+                registry=registry,
+            )
         )
         self.compare_duration = Histogram(
             "shadowdiff_compare_duration_seconds",
@@ -106,17 +145,21 @@ class Metrics:
             "Exchanges that could not be compared (worker deadline passed, worker died, engine error).",
             registry=registry,
         )
-        self.bodies_too_large = Counter(
-            "shadowdiff_bodies_too_large",
-            "Response bodies not expanded for comparison: decoding passed compare.max_decoded_bytes.",
-            ["upstream"],
-            registry=registry,
+        self.bodies_too_large = _Children(
+            Counter(
+                "shadowdiff_bodies_too_large",
+                "Response bodies not expanded for comparison: decoding passed compare.max_decoded_bytes.",
+                ["upstream"],
+                registry=registry,
+            )
         )
-        self.upstream_up = Gauge(
-            "shadowdiff_upstream_up",
-            "1 if the upstream's last exchange got a response, 0 if it could not be reached.",
-            ["upstream"],
-            registry=registry,
+        self.upstream_up = _Children(
+            Gauge(
+                "shadowdiff_upstream_up",
+                "1 if the upstream's last exchange got a response, 0 if it could not be reached.",
+                ["upstream"],
+                registry=registry,
+            )
         )
         self.connections_shed = Counter(
             "shadowdiff_connections_shed",

@@ -144,13 +144,15 @@ class Mirror:
             metrics.upstream_answered("shadow", request.route, shadow.status, shadow.elapsed)
         else:
             metrics.upstream_failed("shadow", shadow.error or "protocol")
-        try:
-            # A slot is not held for a primary that streams on and on (downloads, event
-            # streams): past the deadline the exchange is given up, and counted.
-            primary_observation = await asyncio.wait_for(asyncio.shield(primary), self._primary_wait)
-        except asyncio.TimeoutError:
-            metrics.mirror_skipped.labels("primary_unfinished").inc()
-            return
+        if not primary.done():
+            try:
+                # A slot is not held for a primary that streams on and on (downloads, event
+                # streams): past the deadline the exchange is given up, and counted.
+                await asyncio.wait_for(asyncio.shield(primary), self._primary_wait)
+            except asyncio.TimeoutError:
+                metrics.mirror_skipped.labels("primary_unfinished").inc()
+                return
+        primary_observation = primary.result()
         if primary_observation is None or not primary_observation.ok:
             return  # the primary's failure is counted on its own, never compared
         started = time.perf_counter()

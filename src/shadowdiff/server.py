@@ -27,6 +27,9 @@ from shadowdiff.routing import RouteTable
 
 # A primary that timed out is a 504; every other failure to answer is a 502.
 _GATEWAY_STATUS = {"timeout": 504}
+# A write this small to a client with nothing queued stays under the transport's
+# high-water mark (64 KiB in asyncio and uvloop), so it cannot pause for drain.
+_UNBLOCKED_WRITE = 16 * 1024
 
 
 def _gateway_text(kind: str) -> str:
@@ -124,15 +127,17 @@ class Proxy:
         limit = self._config.listen.max_request_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return answer.refuse(413, f"request body over {limit} bytes", close=True)
-        try:
-            async with asyncio.timeout(self._config.listen.request_timeout):
-                body = await _read_body(request, limit)
-        except HttpProcessingError as exc:  # bad chunk framing and the like
-            return answer.refuse(400, f"malformed request body: {exc.message}", close=True)
-        except TimeoutError:  # a client trickling its body holds nothing past the deadline
-            return answer.refuse(408, "request body not received in time", close=True)
-        if body is None:
-            return answer.refuse(413, f"request body over {limit} bytes", close=True)
+        body: bytes | None = b""
+        if request.body_exists:
+            try:
+                async with asyncio.timeout(self._config.listen.request_timeout):
+                    body = await _read_body(request, limit)
+            except HttpProcessingError as exc:  # bad chunk framing and the like
+                return answer.refuse(400, f"malformed request body: {exc.message}", close=True)
+            except TimeoutError:  # a client trickling its body holds nothing past the deadline
+                return answer.refuse(408, "request body not received in time", close=True)
+            if body is None:
+                return answer.refuse(413, f"request body over {limit} bytes", close=True)
 
         captured = self._capture(request, target, path, answer.route, body)
         if websocket.is_websocket_upgrade(request):
@@ -239,6 +244,9 @@ class Proxy:
         except ValueError as exc:  # control characters in a header: aiohttp refuses to write them
             return None, Observation("primary", time.perf_counter() - started, error="protocol", detail=describe(exc))
         reader = upstream.content
+        transport = request.transport
+        if transport is None:
+            return response, None  # the client left before the answer
         while True:
             try:
                 chunk = await reader.readany()
@@ -250,10 +258,15 @@ class Proxy:
             if keep:
                 capture.feed(chunk)
             try:
-                # A client that stops reading would hold this connection and the
-                # primary's for ever: past idle_timeout without progress it is cut.
-                async with asyncio.timeout(self._config.listen.idle_timeout):
+                if len(chunk) <= _UNBLOCKED_WRITE and not transport.get_write_buffer_size():
+                    # Nothing queued for the client, and this chunk is under the transport's
+                    # pause mark: the write cannot wait, so no timer is needed.
                     await response.write(chunk)
+                else:
+                    # A client that stops reading would hold this connection and the
+                    # primary's for ever: past idle_timeout without progress it is cut.
+                    async with asyncio.timeout(self._config.listen.idle_timeout):
+                        await response.write(chunk)
             except ConnectionError:
                 return response, None  # the client left mid-body: nothing to compare
             except TimeoutError:
@@ -299,8 +312,6 @@ async def _read_body(request: web.BaseRequest, limit: int) -> bytes | None:
     A client waiting on `Expect: 100-continue` is told to go on first (aiohttp's
     low-level server leaves that to the handler); curl waits a second otherwise.
     """
-    if not request.body_exists:
-        return b""
     if request.version == (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the real response has not started
