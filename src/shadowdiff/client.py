@@ -36,6 +36,12 @@ from aiohttp.streams import StreamReader
 from multidict import CIMultiDictProxy
 
 
+class _Protocol(ResponseHandler):
+    """aiohttp's client protocol, remembering how its response parser was set up."""
+
+    skip_payload: bool | None = None  # None: no parser yet
+
+
 class ConnectFailed(Exception):
     """No connection could be had in time (refused, unreachable, timed out, pool full)."""
 
@@ -49,7 +55,7 @@ class Response:
 
     __slots__ = ("status", "reason", "headers", "raw_headers", "content", "_pool", "_protocol")
 
-    def __init__(self, pool: ConnectionPool, protocol: ResponseHandler, message: RawResponseMessage, payload: StreamReader) -> None:
+    def __init__(self, pool: ConnectionPool, protocol: _Protocol, message: RawResponseMessage, payload: StreamReader) -> None:
         self.status = message.code
         self.reason = message.reason
         self.headers: CIMultiDictProxy[str] = message.headers
@@ -93,7 +99,7 @@ class ConnectionPool:
         self._max_line_size = max_line_size
         self._max_field_size = max_field_size
         self._idle_timeout = idle_timeout
-        self._idle: deque[tuple[ResponseHandler, float]] = deque()
+        self._idle: deque[tuple[_Protocol, float]] = deque()
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._open = 0  # connections open, being opened, or in use
         self._closed = False
@@ -106,14 +112,19 @@ class ConnectionPool:
         """Send one request and return its answer head. Raises ConnectFailed or aiohttp's errors."""
         while True:
             protocol, reused = await self._acquire()
-            protocol.set_response_params(
-                skip_payload=skip_payload,
-                read_until_eof=True,
-                auto_decompress=False,
-                read_timeout=self._read_timeout,
-                max_line_size=self._max_line_size,
-                max_field_size=self._max_field_size,
-            )
+            if protocol.skip_payload is not skip_payload:
+                # A response parser per connection, not per request: after a whole response
+                # llhttp is ready for the next one (a connection with anything left over is
+                # never reused: see put_back).
+                protocol.set_response_params(
+                    skip_payload=skip_payload,
+                    read_until_eof=True,
+                    auto_decompress=False,
+                    read_timeout=self._read_timeout,
+                    max_line_size=self._max_line_size,
+                    max_field_size=self._max_field_size,
+                )
+                protocol.skip_payload = skip_payload
             transport = protocol.transport
             assert transport is not None
             if body:
@@ -135,7 +146,7 @@ class ConnectionPool:
                 self.put_back(protocol, reusable=False)
                 raise
 
-    def put_back(self, protocol: ResponseHandler, *, reusable: bool) -> None:
+    def put_back(self, protocol: _Protocol, *, reusable: bool) -> None:
         if reusable and not self._closed and not protocol.should_close and protocol.is_connected():
             self._idle.append((protocol, time.monotonic()))
         else:
@@ -143,7 +154,7 @@ class ConnectionPool:
             self._open -= 1
         self._wake_one()
 
-    async def _acquire(self) -> tuple[ResponseHandler, bool]:
+    async def _acquire(self) -> tuple[_Protocol, bool]:
         """An idle connection (reused=True), or a new one within the connect deadline."""
         protocol = self._take_idle()
         if protocol is not None:
@@ -168,7 +179,7 @@ class ConnectionPool:
         except OSError as exc:
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from exc
 
-    def _take_idle(self) -> ResponseHandler | None:
+    def _take_idle(self) -> _Protocol | None:
         now = time.monotonic()
         while self._idle:
             protocol, since = self._idle.pop()  # the most recently used: its peer is least likely to have closed it
@@ -197,10 +208,10 @@ class ConnectionPool:
                 waiter.set_result(None)
                 return
 
-    async def _connect(self) -> ResponseHandler:
+    async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(
-            lambda: ResponseHandler(loop),
+            lambda: _Protocol(loop),
             self.host,
             self.port,
             ssl=self._ssl,

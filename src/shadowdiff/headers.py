@@ -7,7 +7,7 @@ them, together with every header the `Connection` header names. Framing headers
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy, istr
@@ -31,21 +31,25 @@ HOP_BY_HOP = frozenset(
 
 # Not hop-by-hop, but meaningless once the proxy has buffered the request body:
 # the next hop gets a fresh Content-Length and no 100-continue handshake.
-_REQUEST_FRAMING = frozenset(istr(name) for name in ("Content-Length", "Expect"))
+_REQUEST_FRAMING = frozenset({"content-length", "expect"})
 
 REQUEST_ID = istr("X-Request-Id")
 
 Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 
 
-def from_raw(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
+Pairs = list[tuple[str, str]]
+_HOP_BY_HOP_LOWER = frozenset(name.lower() for name in HOP_BY_HOP)
+
+
+def decoded(raw: Iterable[tuple[bytes, bytes]]) -> Pairs:
     """Headers as they came on the wire, in order and in their own case.
 
     aiohttp's parsed view rewrites well-known names (`ETag` -> `Etag`); the raw
     pairs do not. Values are UTF-8 so that aiohttp's writer, which encodes
     UTF-8, sends the same bytes back out; anything else falls back to Latin-1.
     """
-    return CIMultiDict((name.decode("latin-1"), _text(value)) for name, value in raw)
+    return [(name.decode("latin-1"), _text(value)) for name, value in raw]
 
 
 def _text(value: bytes) -> str:
@@ -57,8 +61,12 @@ def _text(value: bytes) -> str:
 
 def tokens(headers: Headers, name: str) -> frozenset[str]:
     """The comma-separated tokens of every `name` header, lower-cased."""
+    return _tokens(headers.getall(name, ()))
+
+
+def _tokens(values: Iterable[str]) -> frozenset[str]:
     found = set()
-    for value in headers.getall(name, ()):
+    for value in values:
         found.update(token.strip().lower() for token in value.split(",") if token.strip())
     return frozenset(found)
 
@@ -68,31 +76,35 @@ def connection_named(headers: Headers) -> frozenset[str]:
     return tokens(headers, "Connection")
 
 
+def _end_to_end(pairs: Pairs, drop: frozenset[str]) -> Pairs:
+    """`pairs` without hop-by-hop, Connection-named or `drop` (lower-case) names; order kept."""
+    removed = _HOP_BY_HOP_LOWER | drop
+    named = [value for name, value in pairs if name.lower() == "connection"]
+    if named:
+        removed = removed | _tokens(named)
+    return [(name, value) for name, value in pairs if name.lower() not in removed]
+
+
 def end_to_end(headers: Headers, *, drop: Iterable[str] = ()) -> CIMultiDict[str]:
     """A copy of `headers` without hop-by-hop, Connection-named or `drop` headers.
 
     Order, case and repeated headers (Set-Cookie) are kept as they came.
     """
-    removed = connection_named(headers) | {name.lower() for name in drop}
-    return CIMultiDict(
-        (name, value)
-        for name, value in headers.items()
-        if name not in HOP_BY_HOP and name.lower() not in removed
-    )
+    return CIMultiDict(_end_to_end(list(headers.items()), frozenset(name.lower() for name in drop)))
 
 
-def request_headers(headers: CIMultiDict[str], *, marker_header: str) -> CIMultiDict[str]:
+def request_headers(pairs: Pairs, *, marker_header: str) -> CIMultiDict[str]:
     """End-to-end request headers shared by both legs, before per-leg additions.
 
     The shadow marker is removed so a client cannot make the primary's request
     look like a shadow copy.
     """
-    return end_to_end(headers, drop=(*_REQUEST_FRAMING, marker_header))
+    return CIMultiDict(_end_to_end(pairs, _REQUEST_FRAMING | {marker_header.lower()}))
 
 
 def request_id(headers: Headers) -> str:
-    """The client's X-Request-Id, or a new one."""
-    return headers.get(REQUEST_ID) or uuid.uuid4().hex
+    """The client's X-Request-Id, or a new one (128 random bits in hex, like a uuid4's hex form)."""
+    return headers.get(REQUEST_ID) or os.urandom(16).hex()
 
 
 def via_value(version: tuple[int, int]) -> str:
@@ -122,8 +134,8 @@ def _append(headers: CIMultiDict[str], name: str, value: str) -> None:
         headers[name] = value
 
 
-def response_headers(upstream: CIMultiDict[str], *, version: tuple[int, int]) -> CIMultiDict[str]:
+def response_headers(pairs: Pairs, *, version: tuple[int, int]) -> CIMultiDict[str]:
     """The headers the client gets: the primary's, end to end, plus our Via."""
-    headers = end_to_end(upstream)
+    headers = CIMultiDict(_end_to_end(pairs, frozenset()))
     _append(headers, "Via", via_value(version))
     return headers

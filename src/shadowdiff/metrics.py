@@ -177,6 +177,7 @@ class Metrics:
             registry=registry,
         )
         self._log_dropped_seen = 0
+        self._up: dict[str, bool] = {}
 
         # Zero-valued series for the fixed vocabularies, so rate() works from the start.
         for reason in SKIP_REASONS:
@@ -185,15 +186,20 @@ class Metrics:
             for kind in ERROR_KINDS:
                 self.upstream_errors.labels(upstream, kind)
 
+    def set_up(self, upstream: str, up: bool) -> None:
+        if self._up.get(upstream) is not up:  # a gauge write takes a lock: only on a change
+            self._up[upstream] = up
+            self.upstream_up.labels(upstream).set(1 if up else 0)
+
     def upstream_answered(self, upstream: str, route: str, status: int, elapsed: float) -> None:
-        self.upstream_up.labels(upstream).set(1)
+        self.set_up(upstream, True)
         self.upstream_duration.labels(upstream, route).observe(elapsed)
         self.upstream_responses.labels(upstream, route, status_class(status)).inc()
 
     def upstream_failed(self, upstream: str, kind: str) -> None:
         self.upstream_errors.labels(upstream, kind).inc()
         if kind == "connect":
-            self.upstream_up.labels(upstream).set(0)
+            self.set_up(upstream, False)
 
     def exposition(self) -> bytes:
         dropped = log.dropped()  # the writer thread counts; the counter catches up at scrape time

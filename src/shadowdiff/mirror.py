@@ -147,9 +147,11 @@ class Mirror:
         if not primary.done():
             try:
                 # A slot is not held for a primary that streams on and on (downloads, event
-                # streams): past the deadline the exchange is given up, and counted.
-                await asyncio.wait_for(asyncio.shield(primary), self._primary_wait)
-            except asyncio.TimeoutError:
+                # streams): past the deadline the exchange is given up (the future is
+                # cancelled, which the relay checks), and counted.
+                async with asyncio.timeout(self._primary_wait):
+                    await primary
+            except TimeoutError:
                 metrics.mirror_skipped.labels("primary_unfinished").inc()
                 return
         primary_observation = primary.result()

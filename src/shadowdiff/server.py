@@ -48,7 +48,8 @@ class ProxyResponse(web.StreamResponse):
     _DEFAULTED = ("Date", "Server", "Content-Type")
 
     def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str]) -> None:
-        super().__init__(status=status, reason=reason, headers=headers)
+        super().__init__(status=status, reason=reason)
+        self._headers = headers  # taken over, not copied: it was built for this response
         # Only what is needed to undo aiohttp's changes, not a copy of every header.
         self._absent = [name for name in self._DEFAULTED if name not in headers]
         self._content_length = headers.get("Content-Length")
@@ -153,7 +154,7 @@ class Proxy:
         except websocket.Refused as exc:  # the primary answered, and said no: the client hears it
             answer.status = exc.status
             refusal = ProxyResponse(
-                status=exc.status, reason=None, headers=hdr.response_headers(exc.headers, version=tuple(request.version))
+                status=exc.status, reason=None, headers=hdr.response_headers(list(exc.headers.items()), version=tuple(request.version))
             )
             refusal.force_close()
             return refusal
@@ -169,8 +170,8 @@ class Proxy:
 
     def _capture(self, request: web.BaseRequest, target: str, path: str, route: str, body: bytes) -> CapturedRequest:
         marker = self._config.mirror.marker_header
-        headers = hdr.request_headers(hdr.from_raw(request.raw_headers), marker_header=marker)
-        request_id = hdr.request_id(request.headers)
+        headers = hdr.request_headers(hdr.decoded(request.raw_headers), marker_header=marker)
+        request_id = hdr.request_id(headers)
         headers[hdr.REQUEST_ID] = request_id
         hdr.add_forwarding(headers, client_ip=request.remote, proto=request.scheme, version=tuple(request.version))
         return CapturedRequest(
@@ -216,7 +217,7 @@ class Proxy:
                     metrics.upstream_answered("primary", route, upstream.status, observation.elapsed)
                 else:
                     metrics.upstream_failed("primary", observation.error or "protocol")
-            if observed is not None:
+            if observed is not None and not observed.done():  # done: the shadow task gave up waiting
                 observed.set_result(observation)
 
     async def _relay(
@@ -230,7 +231,7 @@ class Proxy:
         response = ProxyResponse(
             status=upstream.status,
             reason=upstream.reason,
-            headers=hdr.response_headers(hdr.from_raw(upstream.raw_headers), version=tuple(request.version)),
+            headers=hdr.response_headers(hdr.decoded(upstream.raw_headers), version=tuple(request.version)),
         )
         if "Upgrade" in request.headers:
             # A declined upgrade (h2c): aiohttp would drop a request pipelined behind it,

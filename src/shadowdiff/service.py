@@ -125,7 +125,7 @@ class ShadowDiff:
                 asyncio.open_connection(url.host, url.port), self.config.shadow.connect_timeout
             )
         except (OSError, asyncio.TimeoutError) as exc:
-            self.metrics.upstream_up.labels("shadow").set(0)
+            self.metrics.set_up("shadow", False)
             log.event(
                 "warning",
                 "shadow_unreachable",
@@ -135,7 +135,7 @@ class ShadowDiff:
             )
             return
         writer.close()
-        self.metrics.upstream_up.labels("shadow").set(1)
+        self.metrics.set_up("shadow", True)
 
     async def stop(self) -> None:
         """Stop accepting, finish client requests, drain shadow work, close. Idempotent."""
