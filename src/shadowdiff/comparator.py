@@ -17,7 +17,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from shadowdiff.compare import Comparison, Exchange, compare
+from shadowdiff.compare import Comparison, Exchange
 from shadowdiff.compare.body import BodyResult, BodyView, Limits, compare_bodies
 from shadowdiff.compare.engine import assemble, body_view
 from shadowdiff.compare.model import SHADOW_ERROR
@@ -45,8 +45,9 @@ class Comparator:
         primary, shadow = body_view(exchange.primary), body_view(exchange.shadow)
         try:
             if self._inline(primary, shadow):
-                return compare(exchange, rules, self.limits)
-            body = await self._offloaded(primary, shadow, rules)
+                body = compare_bodies(primary, shadow, rules, self.limits)
+            else:
+                body = await self._offloaded(primary, shadow, rules)
             return assemble(exchange, rules, self.limits, body)
         except CompareFailed:
             raise

@@ -42,7 +42,7 @@ _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: not frozen (1 us cheaper), never mutated
 class CapturedRequest:
     """One client request, as both legs will send it (before per-leg headers)."""
 
@@ -57,7 +57,7 @@ class CapturedRequest:
     started: float = field(default_factory=time.perf_counter)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: not frozen (1 us cheaper), never mutated
 class Body:
     """A response body as kept for comparison: whole if it fit the cap, else a digest."""
 
@@ -98,7 +98,7 @@ class BodyCapture:
         return Body(size=self._size, data=b"".join(self._chunks))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: not frozen (1 us cheaper), never mutated
 class Observation:
     """What one upstream answered for one exchange: a response, or an error kind."""
 

@@ -21,7 +21,7 @@ from shadowdiff.forward import Body
 _TEXT_TYPES = ("text/", "xml", "javascript", "html", "csv", "yaml", "x-www-form-urlencoded")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: not frozen (1 us cheaper), never mutated
 class BodyView:
     """One side's body with the two headers that say how to read it."""
 
@@ -36,7 +36,7 @@ class Limits:
     max_differences: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: not frozen (1 us cheaper), never mutated
 class BodyResult:
     differences: tuple[Difference, ...] = ()
     excused: bool = False  # differences existed and every one was excused by a rule

@@ -21,6 +21,8 @@ VOLATILE = frozenset(
     }
 )  # fmt: skip
 _FRAMING = frozenset({name.lower() for name in HOP_BY_HOP})
+_SKIP_BODILESS = VOLATILE | _FRAMING | {"set-cookie"}
+_SKIP = _SKIP_BODILESS | {"content-length"}
 
 
 def header_differences(
@@ -33,19 +35,29 @@ def header_differences(
     difference already reported). It is compared only for answers without a body
     (HEAD, 304), where it is the one sign of what the body would have been.
     """
-    skip = VOLATILE | _FRAMING | {"set-cookie"}
-    if not bodiless:
-        skip = skip | {"content-length"}
-    names = sorted(({n.lower() for n in primary} | {n.lower() for n in shadow}) - skip)
+    a = _folded(primary, _SKIP_BODILESS if bodiless else _SKIP)
+    b = _folded(shadow, _SKIP_BODILESS if bodiless else _SKIP)
     differences: list[Difference] = []
-    for name in names:
-        a = ", ".join(primary.getall(name, ())) or None
-        b = ", ".join(shadow.getall(name, ())) or None
-        if a != b:
-            differences.append(Difference("header", name, _kind(a, b), a, b))
+    if a != b:
+        for name in sorted(a.keys() | b.keys()):
+            value_a, value_b = a.get(name) or None, b.get(name) or None
+            if value_a != value_b:
+                differences.append(Difference("header", name, _kind(value_a, value_b), value_a, value_b))
     differences.extend(_cookie_differences(primary, shadow))
     counted = [d for d in differences if _header_of(d) not in rules.ignore_headers]
     return counted, len(differences) - len(counted)
+
+
+def _folded(headers: CIMultiDictProxy[str], skip: frozenset[str]) -> dict[str, str]:
+    """Lower-case name -> its values joined with ", " (RFC 9110 §5.3), `skip` names left out."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        if key in skip:
+            continue
+        before = out.get(key)
+        out[key] = value if before is None else before + ", " + value
+    return out
 
 
 def _header_of(difference: Difference) -> str:

@@ -13,7 +13,7 @@ IGNORED = "ignored"
 SHADOW_ERROR = "shadow_error"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: not frozen (1 us cheaper), never mutated
 class Exchange:
     """One request and what each upstream answered to it."""
 
@@ -37,7 +37,7 @@ class Difference:
     shadow: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per request: not frozen (1 us cheaper), never mutated
 class Comparison:
     """The verdict on one exchange.
 
