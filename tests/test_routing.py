@@ -7,6 +7,7 @@ import string
 
 import pytest
 
+from shadowdiff import routing
 from shadowdiff.routing import OTHER, RouteTable, collapse
 
 
@@ -52,3 +53,13 @@ def test_random_paths_add_no_series_past_the_cap() -> None:
         labels.add(table.route("/" + "/".join(segments)))
     assert len(labels) <= 201
     assert OTHER in labels
+
+
+def test_route_cache_is_bounded_and_gives_the_uncached_answer() -> None:
+    """Past the cap and across cache resets, every path keeps the route it first got."""
+    table = RouteTable(["/users/{id}"], max_routes=5)
+    paths = [f"/p{i}/x" for i in range(6000)] + ["/users/7", "/a/123"]
+    first = {path: table.route(path) for path in paths}
+    assert len(table._cache) <= routing._CACHED_PATHS
+    assert all(table.route(path) == first[path] for path in reversed(paths))
+    assert first["/users/7"] == "/users/{id}" and first["/p5/x"] == "other" and first["/p0/x"] == "/p0/x"

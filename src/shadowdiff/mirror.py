@@ -102,6 +102,7 @@ class Mirror:
         self.breaker = Breaker(mirror_config.breaker_failures, mirror_config.breaker_cooldown)
         self._primary_wait = shadow_config.timeout
         self.in_flight = 0
+        metrics.shadow_in_flight.set_function(lambda: self.in_flight)  # read at scrape time, not kept per request
 
     def dispatch(self, request: CapturedRequest, primary: asyncio.Future[Observation | None]) -> bool:
         """Start the shadow exchange for `request`, or drop it when at the cap or the shadow is failing."""
@@ -112,14 +113,12 @@ class Mirror:
             self._metrics.mirror_skipped.labels("shadow_unhealthy").inc()
             return False
         self.in_flight += 1
-        self._metrics.shadow_in_flight.inc()
         task = self._tasks.spawn(self._run(request, primary), name=f"shadow {request.request_id}")
         task.add_done_callback(self._release)  # runs even for a task cancelled before it started
         return True
 
     def _release(self, task: asyncio.Task[None]) -> None:
         self.in_flight -= 1
-        self._metrics.shadow_in_flight.dec()
 
     async def drain(self, timeout: float | None = None) -> int:
         """Wait for shadow work (up to `mirror.drain_timeout`), cancel what is left."""

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 DEFAULT_MAX_ROUTES = 200
 OTHER = "other"
 _MAX_ROUTE_CHARS = 200
+_CACHED_PATHS = 4096
 
 _ID_SEGMENT = re.compile(
     r"""^(?:
@@ -50,9 +51,20 @@ class RouteTable:
         self._templates = [(template, _compile(template)) for template in templates]
         self._max_routes = max_routes
         self._seen: set[str] = set()
+        # path -> route. Exact: a path's route never changes once given (templates are
+        # fixed, seen routes stay seen, and past the cap every new route is `other`).
+        self._cache: dict[str, str] = {}
 
     def route(self, path: str) -> str:
         """The bounded route label for a request path (no query string)."""
+        route = self._cache.get(path)
+        if route is None:
+            if len(self._cache) >= _CACHED_PATHS:
+                self._cache.clear()  # bounded: random paths cannot grow it
+            route = self._cache[path] = self._route(path)
+        return route
+
+    def _route(self, path: str) -> str:
         for template, pattern in self._templates:
             if pattern.match(path):
                 return template
