@@ -7,14 +7,15 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from shadowdiff.metrics import Metrics
 
-
-def create_admin_app(metrics: Metrics, *, ready: Callable[[], bool]) -> web.Application:
-    """`ready()` says whether the proxy is accepting traffic (false while draining)."""
+def create_admin_app(
+    exposition: Callable[[], bytes], *, ready: Callable[[], bool], detail: Callable[[], str] = lambda: ""
+) -> web.Application:
+    """`exposition()` renders /metrics; `ready()` says whether the proxy is accepting
+    traffic (false while starting or draining); `detail()` adds a line to /readyz."""
 
     async def metrics_handler(request: web.Request) -> web.Response:
-        response = web.Response(body=metrics.exposition())
+        response = web.Response(body=exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
@@ -22,9 +23,11 @@ def create_admin_app(metrics: Metrics, *, ready: Callable[[], bool]) -> web.Appl
         return web.Response(text="ok\n")
 
     async def readyz(request: web.Request) -> web.Response:
+        extra = detail()
+        extra = extra + "\n" if extra else ""
         if ready():
-            return web.Response(text="ready\n")
-        return web.Response(status=503, text="not ready\n")
+            return web.Response(text="ready\n" + extra)
+        return web.Response(status=503, text="not ready\n" + extra)
 
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler)

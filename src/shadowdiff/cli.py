@@ -63,6 +63,10 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--primary", metavar="URL", help="primary base URL (primary.url)")
     parser.add_argument("--shadow", metavar="URL", help="shadow base URL (shadow.url)")
     parser.add_argument("--admin", metavar="HOST:PORT", help="admin listener (admin.listen)")
+    parser.add_argument(
+        "--workers", type=int, metavar="N",
+        help="proxy processes sharing the listen port (listen.workers; default 1); bounds apply per process",
+    )  # fmt: skip
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -71,6 +75,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "primary.url": args.primary,
         "shadow.url": args.shadow,
         "admin.listen": args.admin,
+        "listen.workers": args.workers,
     }
     return {key: value for key, value in pairs.items() if value is not None}
 
@@ -88,13 +93,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = configuration.load(args.config, _overrides(args))
             log.configure(config.logging.level, background=True)
             try:
-                return _run_event_loop(_serve(config))
+                if config.listen.workers > 1:
+                    from shadowdiff.workers import supervise
+
+                    return run_event_loop(supervise(config))
+                return run_event_loop(_serve(config))
             finally:
                 log.shutdown()
         if args.command == "demo":
             from shadowdiff.demo import run_demo
 
-            return _run_event_loop(run_demo(duration=args.duration, rate=args.rate))
+            return run_event_loop(run_demo(duration=args.duration, rate=args.rate))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
@@ -114,7 +123,7 @@ def _check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_event_loop(coro: Any) -> int:
+def run_event_loop(coro: Any) -> int:
     try:
         import uvloop
     except ImportError:  # uvloop is not built for every platform

@@ -149,6 +149,7 @@ class ListenConfig:
     idle_timeout: float = _setting(75.0, _positive)
     request_timeout: float = _setting(60.0, _positive)
     shutdown_timeout: float = _setting(15.0, _non_negative)
+    workers: int = _setting(1, _positive)  # processes sharing the port (SO_REUSEPORT); bounds apply per process
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,11 @@ def event(level: str, name: str, *, exc_info: BaseException | None = None, **fie
     _emit(orjson.dumps(record, default=repr, option=orjson.OPT_APPEND_NEWLINE))
 
 
+def emit_line(line: bytes) -> None:
+    """Write one ready-made line (ending in a newline) the way events are written."""
+    _emit(line)
+
+
 def _emit(line: bytes) -> None:
     if _writer is not None:
         _writer.put(line)

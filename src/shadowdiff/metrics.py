@@ -8,12 +8,19 @@ status codes are numbers, and the other labels are fixed vocabularies.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import generate_latest
 
 from shadowdiff import log
+
+# Set by `serve --workers N` for its workers only: prometheus-client then keeps every value in
+# a per-process file in that directory, and the supervisor's /metrics sums them
+# (multiprocess mode; gauges say how in `multiprocess_mode`).
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 # `*_created` series double the exposition for no dashboard's benefit.
 disable_created_metrics()
@@ -117,6 +124,7 @@ class Metrics:
             "shadowdiff_shadow_in_flight",
             "Shadow exchanges under way (sent, or waiting to be compared).",
             registry=registry,
+            multiprocess_mode="livesum",
         )
         self.comparisons = _Children(
             Counter(
@@ -159,6 +167,7 @@ class Metrics:
                 "1 if the upstream's last exchange got a response, 0 if it could not be reached.",
                 ["upstream"],
                 registry=registry,
+                multiprocess_mode="livemostrecent",
             )
         )
         self.connections_shed = Counter(
@@ -178,6 +187,7 @@ class Metrics:
         )
         self._log_dropped_seen = 0
         self._up: dict[str, bool] = {}
+        self._in_flight: Callable[[], int] | None = None
 
         # Zero-valued series for the fixed vocabularies, so rate() works from the start.
         for reason in SKIP_REASONS:
@@ -185,6 +195,22 @@ class Metrics:
         for upstream in UPSTREAMS:
             for kind in ERROR_KINDS:
                 self.upstream_errors.labels(upstream, kind)
+
+    def watch_in_flight(self, read: Callable[[], int]) -> None:
+        """shadow_in_flight reads `read()` at scrape time (in a worker: at each refresh())."""
+        if MULTIPROCESS:
+            self._in_flight = read  # the supervisor reads files, never calls into a worker
+        else:
+            self.shadow_in_flight.set_function(read)
+
+    def refresh(self) -> None:
+        """Bring values kept outside the collectors up to date (at scrape time; each second in a worker)."""
+        dropped = log.dropped()  # the writer thread counts; the counter catches up here
+        if dropped > self._log_dropped_seen:
+            self.log_dropped.inc(dropped - self._log_dropped_seen)
+            self._log_dropped_seen = dropped
+        if self._in_flight is not None:
+            self.shadow_in_flight.set(self._in_flight())
 
     def set_up(self, upstream: str, up: bool) -> None:
         if self._up.get(upstream) is not up:  # a gauge write takes a lock: only on a change
@@ -202,8 +228,5 @@ class Metrics:
             self.set_up(upstream, False)
 
     def exposition(self) -> bytes:
-        dropped = log.dropped()  # the writer thread counts; the counter catches up at scrape time
-        if dropped > self._log_dropped_seen:
-            self.log_dropped.inc(dropped - self._log_dropped_seen)
-            self._log_dropped_seen = dropped
+        self.refresh()
         return generate_latest(self.registry)

@@ -102,7 +102,7 @@ class Mirror:
         self.breaker = Breaker(mirror_config.breaker_failures, mirror_config.breaker_cooldown)
         self._primary_wait = shadow_config.timeout
         self.in_flight = 0
-        metrics.shadow_in_flight.set_function(lambda: self.in_flight)  # read at scrape time, not kept per request
+        metrics.watch_in_flight(lambda: self.in_flight)  # read when needed, not written per request
 
     def dispatch(self, request: CapturedRequest, primary: asyncio.Future[Observation | None]) -> bool:
         """Start the shadow exchange for `request`, or drop it when at the cap or the shadow is failing."""

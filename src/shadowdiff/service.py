@@ -28,8 +28,15 @@ from shadowdiff.server import Proxy
 
 
 class ShadowDiff:
-    def __init__(self, config: Config, *, extra_sinks: Sequence[Sink] = ()) -> None:
+    """One proxy process. As a worker of `serve --workers N` it binds the traffic port with
+    SO_REUSEPORT (`reuse_port`) and leaves the admin listener to the supervisor (`admin=False`)."""
+
+    def __init__(
+        self, config: Config, *, extra_sinks: Sequence[Sink] = (), reuse_port: bool = False, admin: bool = True
+    ) -> None:
         self.config = config
+        self._reuse_port = reuse_port
+        self._serve_admin = admin
         self.metrics = Metrics()
         self.routes = RouteTable(config.routes)
         self.primary = Upstream(
@@ -76,11 +83,12 @@ class ShadowDiff:
         config = self.config
         await self.primary.start()
         await self.shadow.start()
-        self._admin = web.AppRunner(
-            create_admin_app(self.metrics, ready=lambda: self.ready), handle_signals=False, access_log=None
-        )
-        await self._admin.setup()
-        await web.TCPSite(self._admin, config.admin.listen.host, config.admin.listen.port).start()
+        if self._serve_admin:
+            self._admin = web.AppRunner(
+                create_admin_app(self.metrics.exposition, ready=lambda: self.ready), handle_signals=False, access_log=None
+            )
+            await self._admin.setup()
+            await web.TCPSite(self._admin, config.admin.listen.host, config.admin.listen.port).start()
         server = TrafficServer(
             self.proxy.handle,
             max_connections=config.listen.max_connections,
@@ -103,7 +111,9 @@ class ShadowDiff:
             server, handle_signals=False, shutdown_timeout=config.listen.shutdown_timeout / 2
         )
         await self._traffic.setup()
-        await web.TCPSite(self._traffic, config.listen.address.host, config.listen.address.port).start()
+        await web.TCPSite(
+            self._traffic, config.listen.address.host, config.listen.address.port, reuse_port=self._reuse_port or None
+        ).start()
         self.ready = True
         if config.mirror.enabled:
             await self._probe_shadow()
@@ -111,7 +121,7 @@ class ShadowDiff:
             "info",
             "started",
             listen=str(self.address),
-            admin=str(self.admin_address),
+            admin=str(self.admin_address) if self._admin is not None else None,
             primary=mask_url(config.primary.url),
             shadow=mask_url(config.shadow.url) if config.mirror.enabled else None,
             mirror=config.mirror.enabled,

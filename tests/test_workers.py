@@ -1,0 +1,146 @@
+"""`shadowdiff serve --workers N`: processes sharing one port, metrics summed, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.backends import Backend, free_port
+from tests.conftest import Served, serving
+from tests.metrics_text import MetricsReader
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+async def until_ready(served: Served, client: aiohttp.ClientSession, timeout: float = 20.0) -> None:
+    """Until /readyz says every worker is ready."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        try:
+            async with client.get(served.admin_url + "/readyz") as response:
+                if response.status == 200 and "workers ready: 2/2" in await response.text():
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("the supervisor never became ready")
+
+
+async def scrape(served: Served, client: aiohttp.ClientSession) -> MetricsReader:
+    async with client.get(served.admin_url + "/metrics") as response:
+        assert response.status == 200
+        return MetricsReader(await response.text())
+
+
+async def get_each_on_its_own_connection(url: str, count: int) -> list[int]:
+    # A new connection each time, so the kernel spreads them over the workers.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as client:
+        statuses = []
+        for i in range(count):
+            async with client.get(f"{url}/item/{i}") as response:
+                await response.read()
+                statuses.append(response.status)
+        return statuses
+
+
+async def settled(served: Served, client: aiohttp.ClientSession, mirrored: int, timeout: float = 10.0) -> MetricsReader:
+    """The summed metrics once `mirrored` comparisons are in (workers flush each second)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        reader = await scrape(served, client)
+        if reader.value("shadowdiff_comparisons_total") >= mirrored and reader.value("shadowdiff_shadow_in_flight") == 0:
+            return reader
+        if loop.time() > deadline:
+            return reader
+        await asyncio.sleep(0.2)
+
+
+async def test_workers_share_the_port_and_their_metrics_add_up(primary: Backend, shadow: Backend) -> None:
+    """Two worker processes serve one port; the supervisor's /metrics is the sum of both."""
+    async with serving("--primary", primary.url, "--shadow", shadow.url, "--workers", "2") as served:
+        async with aiohttp.ClientSession() as client:
+            await until_ready(served, client)
+            assert len(children(served.process.pid)) == 2
+            statuses = await get_each_on_its_own_connection(served.url, 40)
+            assert statuses == [200] * 40
+            reader = await settled(served, client, 40)
+        assert reader.value("shadowdiff_requests_total", status="200") == 40
+        assert reader.value("shadowdiff_mirrored_total") == 40
+        assert reader.value("shadowdiff_comparisons_total", outcome="match") == 40
+        assert reader.value("shadowdiff_upstream_duration_seconds_count", upstream="shadow") == 40
+        assert reader.value("shadowdiff_shadow_in_flight") == 0
+        assert reader.value("shadowdiff_upstream_up", upstream="primary") == 1
+        assert len(primary.seen) == 40 and len(shadow.seen) == 40
+        served.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(served.process.wait(), 20) == 0
+
+
+async def test_a_dead_worker_is_replaced_and_counts_are_kept(primary: Backend) -> None:
+    """A worker killed mid-life is restarted; the port keeps answering and counters never go back."""
+    async with serving("--primary", primary.url, "--shadow", primary.url, "--workers", "2") as served:
+        async with aiohttp.ClientSession() as client:
+            await until_ready(served, client)
+            assert await get_each_on_its_own_connection(served.url, 10) == [200] * 10
+            before = children(served.process.pid)
+            victim = min(before)
+            os.kill(victim, signal.SIGKILL)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while loop.time() < deadline:
+                now = children(served.process.pid)
+                if len(now) == 2 and victim not in now:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(now) == 2 and victim not in now, now
+            await until_ready(served, client)
+            assert await get_each_on_its_own_connection(served.url, 10) == [200] * 10
+            reader = await scrape(served, client)
+        assert reader.value("shadowdiff_requests_total", status="200") == 20
+        served.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(served.process.wait(), 20)
+        assert code == 0
+        assert not children(served.process.pid)
+    assert b"worker_exited" in served.out
+
+
+async def test_workers_exit_1_when_the_port_is_taken(primary: Backend) -> None:
+    """A port held by another program: exit 1 with the reason, no worker left behind."""
+    taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = taken.sockets[0].getsockname()[1]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shadowdiff", "serve", "--primary", primary.url, "--shadow", primary.url, "--workers", "2",
+            "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{free_port()}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        taken.close()
+    assert process.returncode == 1
+    assert b"Traceback" not in err and b"address" in err.lower()
+
+
+def test_workers_must_be_positive(capsys) -> None:
+    """--workers 0 is a config error naming listen.workers, exit 2."""
+    from shadowdiff.cli import main
+
+    assert main(["serve", "--primary", "http://127.0.0.1:9", "--shadow", "http://127.0.0.1:9", "--workers", "0"]) == 2
+    assert "listen.workers" in capsys.readouterr().err
