@@ -14,6 +14,8 @@ One run measures, one after the other, with the same load and the same backends:
   6 nginx        nginx reverse proxy, no mirror
   7 nginx-mirror nginx with its mirror module, to the healthy shadow
   8 nginx-slow   nginx with its mirror module, to the 200 ms shadow
+  9 sd-1w        as row 3, but the proxy may run on every CPU (the scaling baseline)
+ 10 sd-2w        as row 9 with `--workers 2`: two proxy processes on one port (SO_REUSEPORT)
 
 Rows 6-8 need nginx (apt-get install nginx-light); without it they are skipped. Backends:
 with nginx installed, a separate nginx instance serves the ~1 KB JSON file as the primary and
@@ -26,7 +28,10 @@ warm-up.
 
 With more than one CPU, the load generator, the backends and this script run on the first
 CPU and the proxy under test (one shadowdiff process, or nginx with worker_processes 1) on
-the second (os.sched_setaffinity, as `taskset -c` would).
+the second (os.sched_setaffinity, as `taskset -c` would). Rows 9 and 10 leave the proxy
+free to run on every CPU, so 1 -> 2 workers is measured with the same freedom; on a
+2-core machine the second worker competes with the load generator and the backends for
+the first core, so the scaling there is well below 2x.
 
 Per row: req/s, p50 and p99 latency, proxy CPU seconds per 1,000 requests (utime+stime of the
 proxy's process tree from /proc/PID/stat, before and after the measured run), peak RSS of the
@@ -96,10 +101,13 @@ ROWS: list[tuple[int, str, str]] = [
     (6, "nginx", "nginx reverse proxy, no mirror"),
     (7, "nginx-mirror", "nginx + mirror module (healthy shadow)"),
     (8, "nginx-slow", "nginx + mirror module, shadow takes 200 ms"),
+    (9, "sd-1w", "shadowdiff, mirror + diff, 1 worker, unpinned"),
+    (10, "sd-2w", "shadowdiff, mirror + diff, --workers 2, unpinned"),
 ]
 ROW_BY_NUMBER = {n: (key, label) for n, key, label in ROWS}
 ROW_BY_KEY = {key: n for n, key, _ in ROWS}
 NGINX_ROWS = (6, 7, 8)
+UNPINNED_ROWS = ("sd-1w", "sd-2w")
 
 # issue 5, part 2: the targets on one proxy core, mirroring and diffing on, small JSON bodies
 TARGET_RPS = 6700.0  # 1.5x the naive aiohttp + uvloop proxy (~4,500 req/s)
@@ -160,12 +168,14 @@ class Processes:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def spawn(self, cmd: list[str], log_path: str, cpu: int | None = None) -> subprocess.Popen[bytes]:
+    def spawn(self, cmd: list[str], log_path: str, cpu: int | None = None, cpus: set[int] | None = None
+              ) -> subprocess.Popen[bytes]:
+        """Start `cmd` on `cpus`, or on `cpu` alone, or where this script runs."""
         with open(log_path, "wb") as log:  # each run starts its logs afresh (wrk's output is parsed from it)
             # A new session: Ctrl-C in the terminal reaches this script only, which stops the children.
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=child_setup(cpu), cwd=REPO,
+                start_new_session=True, preexec_fn=child_setup(cpus or ({cpu} if cpu is not None else None)), cwd=REPO,
             )
         self.procs.append(proc)
         return proc
@@ -369,6 +379,7 @@ class Bench:
                 self.nginx = None
             self.nginx_mirror = "--without-http_mirror_module" not in self.nginx_built
         cpus = sorted(os.sched_getaffinity(0))
+        self.all_cpus: set[int] | None = set(cpus)
         if len(cpus) > 1:
             self.load_cpu: int | None = cpus[0]
             self.proxy_cpu: int | None = cpus[1]
@@ -473,14 +484,15 @@ http {{
 
     async def start_shadowdiff(self, row: Row) -> tuple[subprocess.Popen[bytes], int, int]:
         port, admin = free_port(), free_port()
-        shadow = {"sd-off": self.shadow_port, "sd-diff": self.shadow_port,
-                  "sd-slow": self.slow_port, "sd-dead": self.dead_port}[row.key]
+        shadow = {"sd-off": self.shadow_port, "sd-diff": self.shadow_port, "sd-1w": self.shadow_port,
+                  "sd-2w": self.shadow_port, "sd-slow": self.slow_port, "sd-dead": self.dead_port}[row.key]
         path = os.path.join(self.work, f"shadowdiff-{row.key}.yaml")
         with open(path, "w") as f:
             f.write(f"""# written by benchmarks/bench.py, row {row.number}: {row.label}
 listen:
   address: "127.0.0.1:{port}"
   shutdown_timeout: 2
+  workers: {2 if row.key == "sd-2w" else 1}
 primary:
   url: "http://127.0.0.1:{self.primary_port}"
 shadow:
@@ -494,7 +506,8 @@ logging:
   level: warning
 """)
         log = os.path.join(self.work, f"shadowdiff-{row.key}.log")
-        proc = self.procs.spawn([sys.executable, "-m", "shadowdiff", "serve", "--config", path], log, cpu=self.proxy_cpu)
+        cpus = self.all_cpus if row.key in UNPINNED_ROWS else ({self.proxy_cpu} if self.proxy_cpu is not None else None)
+        proc = self.procs.spawn([sys.executable, "-m", "shadowdiff", "serve", "--config", path], log, cpus=cpus)
         await wait_ready(admin, "/readyz", proc, "shadowdiff")
         await wait_ready(port, PATH, proc, "shadowdiff")
         return proc, port, admin
@@ -575,8 +588,10 @@ logging:
             return
         if row.key.startswith("sd-"):
             proc, port, admin = await self.start_shadowdiff(row)
+            # with --workers: the supervisor and its workers (not the comparison helpers below them)
+            proxies = (lambda: [proc.pid, *children_of(proc.pid)]) if row.key == "sd-2w" else (lambda: [proc.pid])
             try:
-                await self.measure(row, port, proc.pid, lambda: [proc.pid])
+                await self.measure(row, port, proc.pid, proxies)
                 try:
                     _, _, text = await http_get(admin, "/metrics", timeout=5)
                     row.counters = parse_counters(text.decode())
@@ -712,6 +727,7 @@ logging:
         add("shadowdiff mirroring off / nginx no mirror", "sd-off", "nginx")
         add("nginx mirror slow shadow / fast shadow", "nginx-slow", "nginx-mirror")
         add("nginx mirror / nginx no mirror", "nginx-mirror", "nginx")
+        add("shadowdiff --workers 2 / 1 worker (both unpinned)", "sd-2w", "sd-1w")
         return out
 
     def targets(self) -> list[tuple[str, str, str]]:
@@ -750,7 +766,8 @@ logging:
             out.append((f"p50 overhead over direct at {PACED_RATE:,.0f} req/s < {TARGET_P50_OVERHEAD_MS:g} ms",
                         f"{o:+.3f} ms", verdict(o < TARGET_P50_OVERHEAD_MS, f"{TARGET_P50_OVERHEAD_MS - o:.3f} ms to spare"
                                                 if o < TARGET_P50_OVERHEAD_MS else f"{o - TARGET_P50_OVERHEAD_MS:.3f} ms over")))
-        peaks = [r.rss_peak_mb for r in self.rows if r.ok and r.key.startswith("sd-") and r.rss_peak_mb]
+        # one proxy process (row 10's figure is the supervisor and both workers together)
+        peaks = [r.rss_peak_mb for r in self.rows if r.ok and r.key.startswith("sd-") and r.key != "sd-2w" and r.rss_peak_mb]
         if peaks:
             p = max(peaks)
             out.append((f"shadowdiff RSS < {TARGET_RSS_MB:g} MB", f"peak {p:.1f} MB",
@@ -869,7 +886,7 @@ def parse_rows(text: str) -> list[int]:
         elif part in ROW_BY_KEY:
             rows.append(ROW_BY_KEY[part])
         else:
-            raise argparse.ArgumentTypeError(f"unknown row {part!r}: use 1-8 or {', '.join(ROW_BY_KEY)}")
+            raise argparse.ArgumentTypeError(f"unknown row {part!r}: use 1-{len(ROWS)} or {', '.join(ROW_BY_KEY)}")
     return sorted(set(rows))
 
 

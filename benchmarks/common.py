@@ -65,16 +65,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def child_setup(cpu: int | None = None) -> Callable[[], None]:
-    """A preexec_fn: the child gets SIGTERM when this process dies (PR_SET_PDEATHSIG), pinned to `cpu` if set."""
+def child_setup(cpus: set[int] | None = None) -> Callable[[], None]:
+    """A preexec_fn: the child gets SIGTERM when this process dies (PR_SET_PDEATHSIG), pinned to `cpus` if set."""
 
     def setup() -> None:
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except OSError:
             pass
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
 
     return setup
 
