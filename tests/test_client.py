@@ -273,3 +273,47 @@ async def test_idle_connections_expire(scripted) -> None:
     assert pool.open_connections == 1
     pool.close()
     assert pool.open_connections == 0
+
+
+async def test_interim_answer_then_silence_times_out(scripted) -> None:
+    """A `100 Continue` and then nothing: the read timeout still ends the wait."""
+    server = await scripted(lambda c, n: b"HTTP/1.1 100 Continue\r\n\r\n")
+    upstream = Upstream("primary", server.url, connect_timeout=1.0, read_timeout=0.3, total_timeout=None, max_connections=2)
+    await upstream.start()
+    try:
+        with pytest.raises(UpstreamError) as caught:
+            await asyncio.wait_for(upstream.open(captured(), CIMultiDict()), 5)
+        assert caught.value.kind == "timeout"
+    finally:
+        await upstream.close()
+
+
+async def test_cancelled_waiter_stays_cancelled_when_a_slot_frees_at_once(scripted, upstreams) -> None:
+    """A request waiting for a full pool, cancelled in the same step a connection comes
+    back: it ends cancelled (not some other error), and the pool stays usable."""
+    server = await scripted(lambda c, n: OK)
+    upstream = await upstreams(server.url, max_connections=1)
+    held = await upstream.open(captured(), CIMultiDict())
+    await held.content.read()
+    waiting = asyncio.ensure_future(upstream.open(captured(), CIMultiDict()))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    held.release()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await fetch(upstream, captured()) == (200, b"ok")
+
+
+async def test_closing_the_pool_fails_its_waiters(scripted, upstreams) -> None:
+    """Requests waiting for a slot when the pool closes fail as `connect`, opening nothing."""
+    server = await scripted(lambda c, n: OK)
+    upstream = await upstreams(server.url, max_connections=1)
+    held = await upstream.open(captured(), CIMultiDict())
+    waiting = asyncio.ensure_future(upstream.open(captured(), CIMultiDict()))
+    await asyncio.sleep(0.05)
+    await upstream.close()
+    with pytest.raises(UpstreamError) as caught:
+        await waiting
+    assert caught.value.kind == "connect" and "closed" in caught.value.detail
+    held.close()
+    assert server.connections == 1

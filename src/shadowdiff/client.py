@@ -15,9 +15,9 @@ What it does, the way aiohttp's client did it for the proxy:
   deadline (`connect_timeout`), and missing it is a connect failure, never a queue
   without end;
 - idle connections older than `idle_timeout` are closed rather than reused;
-- an idempotent request that fails on a reused connection before any answer (the
-  upstream closed it while idle) is sent once more on another connection (RFC 9112
-  §9.3.1), as aiohttp does;
+- an idempotent request that fails on a reused connection before a complete answer
+  head (the upstream closed it while idle) is sent once more on another connection
+  (RFC 9112 §9.3.1), as aiohttp does; never once a 1xx has come;
 - interim 1xx answers (other than 101) are skipped;
 - responses without a length are read until the connection closes.
 """
@@ -25,6 +25,7 @@ What it does, the way aiohttp's client did it for the proxy:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl as ssl_module
 import time
 from collections import deque
@@ -125,18 +126,24 @@ class ConnectionPool:
                     max_field_size=self._max_field_size,
                 )
                 protocol.skip_payload = skip_payload
-            transport = protocol.transport
-            assert transport is not None
-            if body:
-                transport.writelines((head, body))
-            else:
-                transport.write(head)
-            protocol.start_timeout()
             try:
+                transport = protocol.transport
+                if transport is None:  # closed between the pool's check and now
+                    raise ServerDisconnectedError()
+                if body:
+                    transport.writelines((head, body))
+                else:
+                    transport.write(head)
+                protocol.start_timeout()
                 while True:
                     message, payload = await protocol.read()
                     if message.code >= 200 or message.code < 100 or message.code == 101:
                         return Response(self, protocol, message, payload)
+                    retry = False  # the upstream has begun to answer this request
+                    if not len(protocol):
+                        # aiohttp stops the read timer at a bodiless 1xx: restart it, or a
+                        # `100 Continue` followed by silence would hang the request for good.
+                        protocol.start_timeout()
             except (ServerDisconnectedError, ClientOSError):
                 self.put_back(protocol, reusable=False)
                 if not (retry and reused):
@@ -156,6 +163,8 @@ class ConnectionPool:
 
     async def _acquire(self) -> tuple[_Protocol, bool]:
         """An idle connection (reused=True), or a new one within the connect deadline."""
+        if self._closed:
+            raise ConnectFailed(f"connection pool to {self.host}:{self.port} is closed")
         protocol = self._take_idle()
         if protocol is not None:
             return protocol, True
@@ -163,6 +172,8 @@ class ConnectionPool:
             async with asyncio.timeout(self._connect_timeout):
                 while self._limit and self._open >= self._limit:
                     await self._wait_for_slot()
+                    if self._closed:
+                        raise ConnectFailed(f"connection pool to {self.host}:{self.port} is closed")
                     protocol = self._take_idle()
                     if protocol is not None:
                         return protocol, True
@@ -198,7 +209,8 @@ class ConnectionPool:
             if waiter.done() and not waiter.cancelled():
                 self._wake_one()  # woken and cancelled at once: pass the turn on
             else:
-                self._waiters.remove(waiter)
+                with contextlib.suppress(ValueError):  # _wake_one() may have dropped it already
+                    self._waiters.remove(waiter)
             raise
 
     def _wake_one(self) -> None:
@@ -226,3 +238,7 @@ class ConnectionPool:
             protocol, _ = self._idle.pop()
             protocol.close()
             self._open -= 1
+        for waiter in self._waiters:  # each wakes, sees the pool closed, and fails
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
