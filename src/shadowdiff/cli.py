@@ -132,10 +132,11 @@ def run_event_loop(coro: Any) -> int:
 
 
 async def _serve(config: Config) -> int:
-    from shadowdiff.service import ShadowDiff
+    from shadowdiff.service import ShadowDiff, tune_gc
 
     service = ShadowDiff(config)
     await service.start()
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

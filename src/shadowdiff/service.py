@@ -9,6 +9,7 @@ shadow work (up to `mirror.drain_timeout`), then close the sessions.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 
@@ -173,6 +174,19 @@ class ShadowDiff:
     @property
     def admin_address(self) -> HostPort:
         return _bound(self._admin)
+
+
+def tune_gc() -> None:
+    """Make garbage collection cheap for a long-running proxy (call once started).
+
+    Measured under `make bench` load (row 3): 660 collections in 9 s took 0.33 s,
+    about 3.5% of the proxy's CPU, mostly full collections walking the ~100k objects
+    built at start-up (aiohttp, prometheus-client, config) that live for ever.
+    `gc.freeze()` moves those out of the collector's sight, and a larger first
+    threshold lets short-lived cycles (futures, exceptions) go in fewer passes.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 def _bound(runner: web.BaseRunner | None) -> HostPort:

@@ -254,7 +254,7 @@ async def supervise(config: Config) -> int:
 
 
 async def _work(config: Config, ready_fd: int) -> int:
-    from shadowdiff.service import ShadowDiff
+    from shadowdiff.service import ShadowDiff, tune_gc
 
     service = ShadowDiff(config, reuse_port=True, admin=False)
     stop = asyncio.Event()
@@ -262,6 +262,7 @@ async def _work(config: Config, ready_fd: int) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await service.start()
+    tune_gc()
     os.write(ready_fd, b"1")
     os.close(ready_fd)
     try:
