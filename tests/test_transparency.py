@@ -197,3 +197,41 @@ async def test_expect_100_continue_is_answered(primary: Backend, start_proxy: St
     assert final.status == 200
     assert primary.seen[-1].body == b"hello"
     assert not primary.seen[-1].has("Expect")
+
+
+async def test_head_of_a_silent_stream_is_relayed_at_once(start_proxy: StartProxy) -> None:
+    """A primary that sends its head and then waits (an event stream): the client gets the
+    head before any body exists, not only with the first chunk."""
+    import asyncio
+
+    from aiohttp import web
+
+    from tests.backends import serve_app
+
+    release = asyncio.Event()
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await release.wait()
+        await response.write(b"data: 1\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/events", events)
+    runner, url = await serve_app(app)
+    try:
+        proxy = await start_proxy(url)
+        reader, writer = await connect(proxy)
+        try:
+            writer.write(b"GET /events HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # while the body is held back
+            assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head
+            release.set()
+            rest = await asyncio.wait_for(reader.read(), 5)
+        finally:
+            writer.close()
+        assert b"data: 1" in rest
+    finally:
+        release.set()
+        await runner.cleanup()

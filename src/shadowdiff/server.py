@@ -47,8 +47,10 @@ class ProxyResponse(web.StreamResponse):
 
     _DEFAULTED = ("Date", "Server", "Content-Type")
 
-    def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str]) -> None:
+    def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str], head_alone: bool = True) -> None:
         super().__init__(status=status, reason=reason)
+        # aiohttp's switch: write the head at prepare(), or with the first body chunk.
+        self._send_headers_immediately = head_alone
         self._headers = headers  # taken over, not copied: it was built for this response
         # Only what is needed to undo aiohttp's changes, not a copy of every header.
         self._absent = [name for name in self._DEFAULTED if name not in headers]
@@ -228,10 +230,14 @@ class Proxy:
         A None response means the head could not be relayed at all (the caller
         answers 502 instead).
         """
+        reader = upstream.content
         response = ProxyResponse(
             status=upstream.status,
             reason=upstream.reason,
             headers=hdr.response_headers(hdr.decoded(upstream.raw_headers), version=tuple(request.version)),
+            # Head and body in one write when the body (or its end) is already here; a
+            # primary still silent after its head (an event stream) has its head relayed at once.
+            head_alone=not (reader.total_bytes or reader.is_eof()),
         )
         if "Upgrade" in request.headers:
             # A declined upgrade (h2c): aiohttp would drop a request pipelined behind it,
@@ -244,7 +250,6 @@ class Proxy:
             return response, None  # the client left before the answer
         except ValueError as exc:  # control characters in a header: aiohttp refuses to write them
             return None, Observation("primary", time.perf_counter() - started, error="protocol", detail=describe(exc))
-        reader = upstream.content
         transport = request.transport
         if transport is None:
             return response, None  # the client left before the answer
