@@ -144,3 +144,41 @@ def test_workers_must_be_positive(capsys) -> None:
 
     assert main(["serve", "--primary", "http://127.0.0.1:9", "--shadow", "http://127.0.0.1:9", "--workers", "0"]) == 2
     assert "listen.workers" in capsys.readouterr().err
+
+
+async def test_workers_do_not_outlive_a_killed_supervisor(primary: Backend) -> None:
+    """SIGKILL to the supervisor: its workers notice (their stdin closes) and stop on their own."""
+    async with serving("--primary", primary.url, "--shadow", primary.url, "--workers", "2") as served:
+        async with aiohttp.ClientSession() as client:
+            await until_ready(served, client)
+        workers = children(served.process.pid)
+        assert len(workers) == 2
+        served.process.kill()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while loop.time() < deadline and any(os.path.exists(f"/proc/{pid}/stat") and _alive(pid) for pid in workers):
+            await asyncio.sleep(0.1)
+        assert not any(os.path.exists(f"/proc/{pid}/stat") and _alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_a_second_instance_cannot_share_the_port(primary: Backend) -> None:
+    """Another `--workers` shadowdiff already on the port: exit 1, not a silent split of its traffic."""
+    async with serving("--primary", primary.url, "--shadow", primary.url, "--workers", "2") as served:
+        async with aiohttp.ClientSession() as client:
+            await until_ready(served, client)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shadowdiff", "serve", "--primary", primary.url, "--shadow", primary.url,
+            "--workers", "2", "--listen", f"127.0.0.1:{served.port}", "--admin", f"127.0.0.1:{free_port()}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+        assert process.returncode == 1
+        assert f"127.0.0.1:{served.port}".encode() in err and b"Traceback" not in err

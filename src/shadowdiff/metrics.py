@@ -167,7 +167,7 @@ class Metrics:
                 "1 if the upstream's last exchange got a response, 0 if it could not be reached.",
                 ["upstream"],
                 registry=registry,
-                multiprocess_mode="livemostrecent",
+                multiprocess_mode="livemax",  # with workers: 1 if any worker reaches it
             )
         )
         self.connections_shed = Counter(

@@ -31,7 +31,9 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
@@ -40,9 +42,12 @@ from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort
 
 READY_DEADLINE = 60.0  # seconds for a worker to start listening
-RESTART_DELAY = 1.0  # seconds before a dead worker is replaced
+RESTART_DELAY = 1.0  # seconds before a dead worker is replaced (doubling while it keeps dying)
+MAX_RESTART_DELAY = 30.0
+STABLE_SECONDS = 60.0  # a worker that lived this long starts the delay afresh
 STOP_MARGIN = 5.0  # seconds past shutdown_timeout + drain_timeout before a worker is killed
 _LOG_LINE_LIMIT = 16 * 1024 * 1024  # a mismatch line is long, never this long
+_MAX_CONFIG_BYTES = 64 * 1024 * 1024
 
 
 class WorkerFailed(Exception):
@@ -63,30 +68,47 @@ class Worker:
         return self.process.pid if self.process is not None else None
 
     async def start(self, config: Config, metrics_dir: str) -> None:
-        """Start the process and wait until it listens (raises WorkerFailed if it dies first)."""
+        """Start the process and wait until it listens (raises WorkerFailed if it dies first).
+
+        Its stdin stays open for its whole life: the worker stops when it reads EOF, so
+        workers never outlive a supervisor that was killed outright.
+        """
+        loop = asyncio.get_running_loop()
         ready_read, ready_write = os.pipe()
+        ready = asyncio.StreamReader()
         try:
-            env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "shadowdiff.workers",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                env=env,
-                pass_fds=(ready_write,),
-                limit=_LOG_LINE_LIMIT,
-            )  # fmt: skip
+            try:
+                self.process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "shadowdiff.workers",
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir},
+                    pass_fds=(ready_write,),
+                    limit=_LOG_LINE_LIMIT,
+                    # Its own process group: a Ctrl-C in the terminal reaches the supervisor
+                    # alone, which stops the workers in order.
+                    start_new_session=True,
+                )  # fmt: skip
+            finally:
+                os.close(ready_write)
+            assert self.process.stdin is not None and self.process.stdout is not None
+            self._relay = asyncio.create_task(_relay_lines(self.process.stdout), name=f"worker {self.number} log")
+            pipe, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(ready), os.fdopen(ready_read, "rb", buffering=0)
+            )
+            ready_read = -1  # the pipe transport owns it now
+            try:
+                payload = pickle.dumps((config, ready_write))
+                self.process.stdin.write(len(payload).to_bytes(8, "big") + payload)
+                await self.process.stdin.drain()
+                said = await asyncio.wait_for(ready.read(1), READY_DEADLINE)
+            except (OSError, RuntimeError, asyncio.TimeoutError):  # it died before reading, or hangs
+                said = b""
+            finally:
+                pipe.close()
         finally:
-            os.close(ready_write)
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self._relay = asyncio.create_task(_relay_lines(self.process.stdout), name=f"worker {self.number} log")
-        self.process.stdin.write(pickle.dumps((config, ready_write)))
-        self.process.stdin.close()
-        try:
-            said = await asyncio.wait_for(asyncio.to_thread(os.read, ready_read, 1), READY_DEADLINE)
-        except asyncio.TimeoutError:
-            said = b""
-        finally:
-            os.close(ready_read)
+            if ready_read >= 0:
+                os.close(ready_read)
         if said != b"1":
             await self.stop(0.0)
             raise WorkerFailed(f"worker {self.number} exited before it was ready (exit code {self.process.returncode})")
@@ -119,13 +141,18 @@ class Worker:
 
 async def _relay_lines(stream: asyncio.StreamReader) -> None:
     """A worker's stdout, line by line, onto ours: whole lines never interleave."""
+    skipping = False  # inside a line past the limit: drop up to its end
     while True:
         try:
             line = await stream.readline()
-        except (ValueError, asyncio.LimitOverrunError):  # a line past the limit: skip the rest of it
+        except ValueError:  # past the limit: asyncio dropped what it had buffered
+            skipping = True
             continue
         if not line:
             return
+        if skipping:
+            skipping = not line.endswith(b"\n")
+            continue
         log.emit_line(line if line.endswith(b"\n") else line + b"\n")
 
 
@@ -136,15 +163,44 @@ def reserve_port(address: HostPort) -> socket.socket:
     sockets, bound with the same option by the same user, share the port.
     """
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    where = f"{address.host}:{address.port}"
+    if address.port:
+        # First without SO_REUSEPORT: a port another shadowdiff (or anything) listens on
+        # with that option would otherwise be shared with it, not refused.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address.host, address.port))
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from None
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((address.host, address.port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from None
     return sock
+
+
+class _AddSupervisorDrops:
+    """The workers' summed metrics, plus the log lines the supervisor itself dropped.
+
+    Worker lines pass through the supervisor's bounded log queue: when its stdout does
+    not keep up, the drops happen there, not in any worker.
+    """
+
+    def __init__(self, workers: Any) -> None:
+        self._workers = workers
+
+    def collect(self) -> Iterator[Any]:
+        dropped = log.dropped()
+        for family in self._workers.collect():
+            if family.name == "shadowdiff_log_lines_dropped" and dropped:
+                family.samples = [s._replace(value=s.value + dropped) if s.name.endswith("_total") else s for s in family.samples]
+                dropped = 0
+            yield family
 
 
 class Supervisor:
@@ -169,7 +225,7 @@ class Supervisor:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=self._metrics_dir)
+        registry.register(_AddSupervisorDrops(MultiProcessCollector(None, path=self._metrics_dir)))
         return generate_latest(registry)
 
     async def run(self, stop: asyncio.Event) -> int:
@@ -208,21 +264,28 @@ class Supervisor:
         await web.TCPSite(self._admin, listen.host, listen.port).start()
 
     async def _watch(self, worker: Worker, config: Config) -> None:
-        """Replace a worker that dies while serving."""
+        """Replace a worker that dies while serving: after 1 s, doubling up to 30 s while
+        replacements keep dying within a minute."""
         from prometheus_client import multiprocess
 
+        loop = asyncio.get_running_loop()
+        delay, started = RESTART_DELAY, loop.time()
         while not self.stopping:
             code = await worker.wait()
             if self.stopping:
                 return
             worker.ready = False
+            if loop.time() - started > STABLE_SECONDS:
+                delay = RESTART_DELAY
             assert worker.pid is not None
             multiprocess.mark_process_dead(worker.pid, self._metrics_dir)  # its live gauges go
-            log.event("error", "worker_exited", worker=worker.number, pid=worker.pid, code=code, restart_in=RESTART_DELAY)
-            await asyncio.sleep(RESTART_DELAY)
+            log.event("error", "worker_exited", worker=worker.number, pid=worker.pid, code=code, restart_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESTART_DELAY)
+            started = loop.time()
             try:
                 await worker.start(config, self._metrics_dir)
-            except WorkerFailed as exc:
+            except Exception as exc:  # it is tried again: a watcher must not die
                 log.event("error", "worker_restart_failed", worker=worker.number, error=str(exc))
                 continue
             log.event("info", "worker_restarted", worker=worker.number, pid=worker.pid)
@@ -246,6 +309,8 @@ async def supervise(config: Config) -> int:
     try:
         return await Supervisor(config).run(stop)
     except WorkerFailed as exc:
+        if stop.is_set():  # told to stop while starting: not a failure
+            return 0
         print(f"shadowdiff: {exc}", file=sys.stderr)
         return 1
 
@@ -259,28 +324,44 @@ async def _work(config: Config, ready_fd: int) -> int:
     service = ShadowDiff(config, reuse_port=True, admin=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await service.start()
-    tune_gc()
-    os.write(ready_fd, b"1")
-    os.close(ready_fd)
+    # SIGINT is ignored (worker_main): Ctrl-C reaches the supervisor, which sends SIGTERM.
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # The supervisor holds our stdin open: EOF means it is gone, whatever killed it.
+    loop.add_reader(sys.stdin.fileno(), lambda: _stdin_closed(stop))
     try:
+        await service.start()
+        tune_gc()
+        try:
+            os.write(ready_fd, b"1")
+        except BrokenPipeError:  # the supervisor stopped waiting: it is shutting down
+            stop.set()
+        os.close(ready_fd)
         while not stop.is_set():  # values kept outside the collectors reach the files each second
             service.metrics.refresh()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
     finally:
+        loop.remove_reader(sys.stdin.fileno())
         await service.stop()
         service.metrics.refresh()
     return 0
+
+
+def _stdin_closed(stop: asyncio.Event) -> None:
+    try:
+        data = os.read(sys.stdin.fileno(), 4096)
+    except OSError:
+        data = b""
+    if not data:
+        stop.set()
 
 
 def worker_main() -> int:
     """Entry point of a worker process: (Config, ready fd) arrive pickled on stdin."""
     from shadowdiff.cli import run_event_loop
 
-    config, ready_fd = pickle.load(sys.stdin.buffer)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # before anything else: see _work()
+    config, ready_fd = _read_config()
     log.configure(config.logging.level, background=True)
     try:
         return run_event_loop(_work(config, ready_fd))
@@ -289,6 +370,26 @@ def worker_main() -> int:
         return 1
     finally:
         log.shutdown()
+
+
+def _read_config() -> tuple[Config, int]:
+    """The length-prefixed pickle on stdin, read without buffering past it (stdin stays
+    open as the supervisor's lifeline)."""
+    size = int.from_bytes(_read_exactly(8), "big")
+    if size > _MAX_CONFIG_BYTES:
+        raise SystemExit("shadowdiff worker: stdin does not start with a config (run by `serve --workers`)")
+    config, ready_fd = pickle.loads(_read_exactly(size))
+    return config, ready_fd
+
+
+def _read_exactly(size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = os.read(sys.stdin.fileno(), size - len(data))
+        if not chunk:
+            raise SystemExit(1)  # the supervisor went away before we started
+        data += chunk
+    return bytes(data)
 
 
 if __name__ == "__main__":
