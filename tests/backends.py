@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -126,36 +127,50 @@ class Backend:
         return web.Response(text="hop", headers=headers)
 
 
-class RawBackend:
-    """Answers every request with the same raw bytes: full control of the response head."""
+class ScriptedBackend:
+    """A loopback server that counts connections and answers each request by a script.
 
-    def __init__(self, response: bytes) -> None:
-        self.response = response
-        self.close_after_response = False  # cut the connection right after `response`
-        self.url = ""
-        self.requests: list[bytes] = []
+    `answer(connection_number, request_number_on_it)` returns the bytes to send, or
+    None to close the connection without answering.
+    """
+
+    def __init__(self, answer: Callable[[int, int], bytes | None]) -> None:
+        self.answer = answer
+        self.close_after_answer = False
+        self.connections = 0
+        self.heads: list[bytes] = []
+        self.bodies: list[bytes] = []
+        self.port = 0
         self._server: asyncio.base_events.Server | None = None
 
-    async def start(self) -> RawBackend:
+    async def start(self) -> ScriptedBackend:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.port = self._server.sockets[0].getsockname()[1]
         return self
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number, served = self.connections, 0
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                self.requests.append(head)
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                if length:
-                    await reader.readexactly(length)
-                writer.write(self.response)
+                served += 1
+                self.heads.append(head)
+                length = next(
+                    (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+                    0,
+                )
+                self.bodies.append(await reader.readexactly(length) if length else b"")
+                answer = self.answer(number, served)
+                if answer is None:
+                    return
+                writer.write(answer)
                 await writer.drain()
-                if self.close_after_response:
+                if self.close_after_answer:
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -166,6 +181,13 @@ class RawBackend:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+class RawBackend(ScriptedBackend):
+    """Answers every request with the same raw bytes: full control of the response head."""
+
+    def __init__(self, response: bytes) -> None:
+        super().__init__(lambda connection, request: response)
 
 
 async def serve_app(app: web.Application, **runner_options: object) -> tuple[web.AppRunner, str]:

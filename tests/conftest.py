@@ -50,7 +50,7 @@ async def raw_backend() -> AsyncIterator[Callable[..., Awaitable[RawBackend]]]:
 
     async def start(response: bytes, *, close_after_response: bool = False) -> RawBackend:
         backend = RawBackend(response)
-        backend.close_after_response = close_after_response
+        backend.close_after_answer = close_after_response
         started.append(await backend.start())
         return backend
 
@@ -166,6 +166,17 @@ async def serving(*args: str, config: str | None = None, tmp_path: Path | None =
         if process.returncode is None:
             process.kill()
         served.out, served.err = await process.communicate()
+
+
+async def serve_until_exit(*args: str, timeout: float = 20.0) -> tuple[int, bytes]:
+    """`shadowdiff serve ARGS` expected to exit on its own: (exit code, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shadowdiff", "serve", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, err
 
 
 async def settle(service: ShadowDiff, timeout: float = 10.0) -> None:

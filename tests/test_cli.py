@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -12,7 +11,7 @@ import pytest
 
 from shadowdiff.cli import main
 from tests.backends import Backend, free_port
-from tests.conftest import serving
+from tests.conftest import serve_until_exit, serving
 
 GOOD = "primary:\n  url: http://127.0.0.1:8000\nshadow:\n  url: http://user:pw@127.0.0.1:8001\n"
 
@@ -68,20 +67,20 @@ async def test_serve_runs_without_a_file_and_stops_on_sigterm(primary: Backend, 
         assert await asyncio.wait_for(served.process.wait(), 20) == 0
 
 
-async def test_serve_exits_1_when_the_port_is_taken(primary: Backend) -> None:
-    """A listen port already in use is a clear error and exit 1, not a traceback."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_serve_exits_1_when_the_port_is_taken(primary: Backend, workers: str) -> None:
+    """A listen port already in use is a clear error and exit 1, not a traceback (with workers
+    too, and none left behind)."""
     taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = taken.sockets[0].getsockname()[1]
     try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shadowdiff", "serve", "--primary", primary.url, "--shadow", primary.url,
+        code, err = await serve_until_exit(
+            "--primary", primary.url, "--shadow", primary.url, "--workers", workers,
             "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{free_port()}",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _, err = await asyncio.wait_for(process.communicate(), 20)
     finally:
         taken.close()
-    assert process.returncode == 1
+    assert code == 1
     assert b"Traceback" not in err and b"address" in err.lower()
 
 

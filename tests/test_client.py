@@ -16,72 +16,17 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from shadowdiff.client import ConnectionPool
 from shadowdiff.forward import CapturedRequest, Upstream, UpstreamError
+from tests.backends import ScriptedBackend
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-class Scripted:
-    """A loopback server that counts connections and answers each request by a script.
-
-    `answer(connection_number, request_number_on_it)` returns the bytes to send, or
-    None to close the connection without answering.
-    """
-
-    def __init__(self, answer: Callable[[int, int], bytes | None]) -> None:
-        self.answer = answer
-        self.close_after_answer = False
-        self.connections = 0
-        self.heads: list[bytes] = []
-        self.bodies: list[bytes] = []
-        self.port = 0
-        self._server: asyncio.base_events.Server | None = None
-
-    async def start(self) -> Scripted:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        number, served = self.connections, 0
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                served += 1
-                self.heads.append(head)
-                length = next(
-                    (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
-                    0,
-                )
-                self.bodies.append(await reader.readexactly(length) if length else b"")
-                answer = self.answer(number, served)
-                if answer is None:
-                    return
-                writer.write(answer)
-                await writer.drain()
-                if self.close_after_answer:
-                    return
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-
 @pytest.fixture
-async def scripted() -> AsyncIterator[Callable[[Callable[[int, int], bytes | None]], Awaitable[Scripted]]]:
-    servers: list[Scripted] = []
+async def scripted() -> AsyncIterator[Callable[[Callable[[int, int], bytes | None]], Awaitable[ScriptedBackend]]]:
+    servers: list[ScriptedBackend] = []
 
-    async def start(answer: Callable[[int, int], bytes | None]) -> Scripted:
-        server = await Scripted(answer).start()
+    async def start(answer: Callable[[int, int], bytes | None]) -> ScriptedBackend:
+        server = await ScriptedBackend(answer).start()
         servers.append(server)
         return server
 

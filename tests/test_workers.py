@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 
 from tests.backends import Backend, free_port
-from tests.conftest import Served, serving
+from tests.conftest import Served, serve_until_exit, serving
 from tests.metrics_text import MetricsReader
 
 
@@ -121,23 +120,6 @@ async def test_a_dead_worker_is_replaced_and_counts_are_kept(primary: Backend) -
     assert b"worker_exited" in served.out
 
 
-async def test_workers_exit_1_when_the_port_is_taken(primary: Backend) -> None:
-    """A port held by another program: exit 1 with the reason, no worker left behind."""
-    taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = taken.sockets[0].getsockname()[1]
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shadowdiff", "serve", "--primary", primary.url, "--shadow", primary.url, "--workers", "2",
-            "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{free_port()}",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, err = await asyncio.wait_for(process.communicate(), 20)
-    finally:
-        taken.close()
-    assert process.returncode == 1
-    assert b"Traceback" not in err and b"address" in err.lower()
-
-
 def test_workers_must_be_positive(capsys) -> None:
     """--workers 0 is a config error naming listen.workers, exit 2."""
     from shadowdiff.cli import main
@@ -174,11 +156,9 @@ async def test_a_second_instance_cannot_share_the_port(primary: Backend) -> None
     async with serving("--primary", primary.url, "--shadow", primary.url, "--workers", "2") as served:
         async with aiohttp.ClientSession() as client:
             await until_ready(served, client)
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shadowdiff", "serve", "--primary", primary.url, "--shadow", primary.url,
+        code, err = await serve_until_exit(
+            "--primary", primary.url, "--shadow", primary.url,
             "--workers", "2", "--listen", f"127.0.0.1:{served.port}", "--admin", f"127.0.0.1:{free_port()}",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _, err = await asyncio.wait_for(process.communicate(), 20)
-        assert process.returncode == 1
+        assert code == 1
         assert f"127.0.0.1:{served.port}".encode() in err and b"Traceback" not in err
