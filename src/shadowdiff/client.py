@@ -1,12 +1,12 @@
 """A lean HTTP/1.1 client for the upstream legs: a bounded keep-alive pool per upstream.
 
-aiohttp's `ClientSession` costs about 85 us of CPU per request on the benchmark
-machine (`benchmarks/client_cost.py`), most of it machinery a proxy turns off
-anyway: tracing, cookies, redirects, proxies, middlewares, URL and header
+aiohttp's `ClientSession` costs 65-74 us of CPU per request on the benchmark
+machine against 23-30 us for this client, head building included
+(`benchmarks/client_cost.py`); most of the difference is machinery a proxy turns
+off anyway: tracing, cookies, redirects, proxies, middlewares, URL and header
 rebuilding. This keeps aiohttp's wire pieces — its client protocol
 (`ResponseHandler`, with the C llhttp response parser and read timeouts) and its
-header serializer (which refuses control characters) — and drops the rest:
-about 15 us per request.
+header serializer (which refuses control characters) — and drops the rest.
 
 What it does, the way aiohttp's client did it for the proxy:
 - one request per connection at a time; a connection goes back to the pool only
