@@ -14,7 +14,7 @@ What it does, the way aiohttp's client did it for the proxy:
 - at most `limit` connections; waiting for a free one and connecting share one
   deadline (`connect_timeout`), and missing it is a connect failure, never a queue
   without end;
-- idle connections older than `idle_timeout` are closed rather than reused;
+- idle connections older than `idle_timeout` are closed, never reused;
 - an idempotent request that fails on a reused connection before a complete answer
   head (the upstream closed it while idle) is sent once more on another connection
   (RFC 9112 §9.3.1), as aiohttp does; never once a 1xx has come;
@@ -104,6 +104,7 @@ class ConnectionPool:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._open = 0  # connections open, being opened, or in use
         self._closed = False
+        self._sweeper: asyncio.TimerHandle | None = None
 
     @property
     def open_connections(self) -> int:
@@ -156,6 +157,8 @@ class ConnectionPool:
     def put_back(self, protocol: _Protocol, *, reusable: bool) -> None:
         if reusable and not self._closed and not protocol.should_close and protocol.is_connected():
             self._idle.append((protocol, time.monotonic()))
+            if self._sweeper is None:
+                self._sweeper = asyncio.get_running_loop().call_later(self._idle_timeout, self._sweep)
         else:
             protocol.close()
             self._open -= 1
@@ -200,6 +203,20 @@ class ConnectionPool:
             self._open -= 1
         return None
 
+    def _sweep(self) -> None:
+        """Close connections idle past idle_timeout (the oldest are on the left), so that a
+        burst's connections do not stay open after it; one timer per pool, not per request."""
+        self._sweeper = None
+        deadline = time.monotonic() - self._idle_timeout
+        while self._idle and self._idle[0][1] <= deadline:
+            protocol, _ = self._idle.popleft()
+            protocol.close()
+            self._open -= 1
+        if self._idle and not self._closed:
+            wait = self._idle[0][1] - deadline
+            self._sweeper = asyncio.get_running_loop().call_later(wait, self._sweep)
+        self._wake_one()
+
     async def _wait_for_slot(self) -> None:
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
@@ -234,6 +251,9 @@ class ConnectionPool:
     def close(self) -> None:
         """Close idle connections; ones in use close when their response is done."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         while self._idle:
             protocol, _ = self._idle.pop()
             protocol.close()
