@@ -7,6 +7,7 @@ them, together with every header the `Connection` header names. Framing headers
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
 
@@ -49,7 +50,10 @@ def decoded(raw: Iterable[tuple[bytes, bytes]]) -> Pairs:
     pairs do not. Values are UTF-8 so that aiohttp's writer, which encodes
     UTF-8, sends the same bytes back out; anything else falls back to Latin-1.
     """
-    return [(name.decode("latin-1"), _text(value)) for name, value in raw]
+    try:
+        return [(name.decode("latin-1"), value.decode("utf-8")) for name, value in raw]
+    except UnicodeDecodeError:  # rare: decode value by value
+        return [(name.decode("latin-1"), _text(value)) for name, value in raw]
 
 
 def _text(value: bytes) -> str:
@@ -76,13 +80,13 @@ def connection_named(headers: Headers) -> frozenset[str]:
     return tokens(headers, "Connection")
 
 
-def _end_to_end(pairs: Pairs, drop: frozenset[str]) -> Pairs:
-    """`pairs` without hop-by-hop, Connection-named or `drop` (lower-case) names; order kept."""
-    removed = _HOP_BY_HOP_LOWER | drop
-    named = [value for name, value in pairs if name.lower() == "connection"]
-    if named:
-        removed = removed | _tokens(named)
-    return [(name, value) for name, value in pairs if name.lower() not in removed]
+def _end_to_end(pairs: Pairs, removed: frozenset[str]) -> Pairs:
+    """`pairs` without `removed` (lower-case names: hop-by-hop and more) or Connection-named
+    headers; order kept."""
+    lowered = [name.lower() for name, _ in pairs]
+    if "connection" in lowered:
+        removed = removed | _tokens(value for (_, value), low in zip(pairs, lowered) if low == "connection")
+    return [pair for pair, low in zip(pairs, lowered) if low not in removed]
 
 
 def end_to_end(headers: Headers, *, drop: Iterable[str] = ()) -> CIMultiDict[str]:
@@ -90,7 +94,7 @@ def end_to_end(headers: Headers, *, drop: Iterable[str] = ()) -> CIMultiDict[str
 
     Order, case and repeated headers (Set-Cookie) are kept as they came.
     """
-    return CIMultiDict(_end_to_end(list(headers.items()), frozenset(name.lower() for name in drop)))
+    return CIMultiDict(_end_to_end(list(headers.items()), _HOP_BY_HOP_LOWER | {name.lower() for name in drop}))
 
 
 def request_headers(pairs: Pairs, *, marker_header: str) -> CIMultiDict[str]:
@@ -99,7 +103,12 @@ def request_headers(pairs: Pairs, *, marker_header: str) -> CIMultiDict[str]:
     The shadow marker is removed so a client cannot make the primary's request
     look like a shadow copy.
     """
-    return CIMultiDict(_end_to_end(pairs, _REQUEST_FRAMING | {marker_header.lower()}))
+    return CIMultiDict(_end_to_end(pairs, _request_removed(marker_header)))
+
+
+@functools.lru_cache(maxsize=8)
+def _request_removed(marker_header: str) -> frozenset[str]:
+    return _HOP_BY_HOP_LOWER | _REQUEST_FRAMING | {marker_header.lower()}
 
 
 def request_id(headers: Headers) -> str:
@@ -136,6 +145,6 @@ def _append(headers: CIMultiDict[str], name: str, value: str) -> None:
 
 def response_headers(pairs: Pairs, *, version: tuple[int, int]) -> CIMultiDict[str]:
     """The headers the client gets: the primary's, end to end, plus our Via."""
-    headers = CIMultiDict(_end_to_end(pairs, frozenset()))
+    headers = CIMultiDict(_end_to_end(pairs, _HOP_BY_HOP_LOWER))
     _append(headers, "Via", via_value(version))
     return headers
