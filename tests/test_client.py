@@ -264,3 +264,34 @@ async def test_closing_the_pool_fails_its_waiters(scripted, upstreams) -> None:
     assert caught.value.kind == "connect" and "closed" in caught.value.detail
     held.close()
     assert server.connections == 1
+
+
+async def test_a_connection_the_upstream_spoke_on_while_idle_is_not_reused(upstreams) -> None:
+    """Bytes an upstream sends between answers (here half a status line) are never read as
+    the next answer: that connection is dropped and the request goes on a fresh one."""
+    stray = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(OK)
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(b"HTTP/1.1 2")  # unsolicited, and incomplete
+                await writer.drain()
+                stray.set()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        upstream = await upstreams(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        assert await fetch(upstream, captured()) == (200, b"ok")
+        await asyncio.wait_for(stray.wait(), 5)
+        await asyncio.sleep(0.05)
+        assert await fetch(upstream, captured()) == (200, b"ok")
+    finally:
+        server.close()

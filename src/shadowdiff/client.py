@@ -38,9 +38,18 @@ from multidict import CIMultiDictProxy
 
 
 class _Protocol(ResponseHandler):
-    """aiohttp's client protocol, remembering how its response parser was set up."""
+    """aiohttp's client protocol, remembering how its response parser was set up, and
+    whether the upstream sent anything while the connection sat idle in the pool (it is
+    then never reused: those bytes would be taken for the start of the next answer)."""
 
     skip_payload: bool | None = None  # None: no parser yet
+    idle = False
+    spoke_while_idle = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.idle:
+            self.spoke_while_idle = True
+        super().data_received(data)
 
 
 class ConnectFailed(Exception):
@@ -156,6 +165,7 @@ class ConnectionPool:
 
     def put_back(self, protocol: _Protocol, *, reusable: bool) -> None:
         if reusable and not self._closed and not protocol.should_close and protocol.is_connected():
+            protocol.idle = True
             self._idle.append((protocol, time.monotonic()))
             if self._sweeper is None:
                 self._sweeper = asyncio.get_running_loop().call_later(self._idle_timeout, self._sweep)
@@ -197,7 +207,9 @@ class ConnectionPool:
         now = time.monotonic()
         while self._idle:
             protocol, since = self._idle.pop()  # the most recently used: its peer is least likely to have closed it
-            if now - since <= self._idle_timeout and protocol.is_connected() and not protocol.should_close:
+            usable = protocol.is_connected() and not protocol.should_close and not protocol.spoke_while_idle
+            if now - since <= self._idle_timeout and usable:
+                protocol.idle = False
                 return protocol
             protocol.close()
             self._open -= 1
