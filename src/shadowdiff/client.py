@@ -170,14 +170,21 @@ class ConnectionPool:
             if self._sweeper is None:
                 self._sweeper = asyncio.get_running_loop().call_later(self._idle_timeout, self._sweep)
         else:
-            protocol.close()
-            self._open -= 1
+            self._discard(protocol)
         self._wake_one()
+
+    def _discard(self, protocol: _Protocol) -> None:
+        """Close a connection of this pool; its slot is free again."""
+        protocol.close()
+        self._open -= 1
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise ConnectFailed(f"connection pool to {self.host}:{self.port} is closed")
 
     async def _acquire(self) -> tuple[_Protocol, bool]:
         """An idle connection (reused=True), or a new one within the connect deadline."""
-        if self._closed:
-            raise ConnectFailed(f"connection pool to {self.host}:{self.port} is closed")
+        self._refuse_if_closed()
         protocol = self._take_idle()
         if protocol is not None:
             return protocol, True
@@ -185,8 +192,7 @@ class ConnectionPool:
             async with asyncio.timeout(self._connect_timeout):
                 while self._limit and self._open >= self._limit:
                     await self._wait_for_slot()
-                    if self._closed:
-                        raise ConnectFailed(f"connection pool to {self.host}:{self.port} is closed")
+                    self._refuse_if_closed()
                     protocol = self._take_idle()
                     if protocol is not None:
                         return protocol, True
@@ -211,8 +217,7 @@ class ConnectionPool:
             if now - since <= self._idle_timeout and usable:
                 protocol.idle = False
                 return protocol
-            protocol.close()
-            self._open -= 1
+            self._discard(protocol)
         return None
 
     def _sweep(self) -> None:
@@ -221,9 +226,7 @@ class ConnectionPool:
         self._sweeper = None
         deadline = time.monotonic() - self._idle_timeout
         while self._idle and self._idle[0][1] <= deadline:
-            protocol, _ = self._idle.popleft()
-            protocol.close()
-            self._open -= 1
+            self._discard(self._idle.popleft()[0])
         if self._idle and not self._closed:
             wait = self._idle[0][1] - deadline
             self._sweeper = asyncio.get_running_loop().call_later(wait, self._sweep)
@@ -267,9 +270,7 @@ class ConnectionPool:
             self._sweeper.cancel()
             self._sweeper = None
         while self._idle:
-            protocol, _ = self._idle.pop()
-            protocol.close()
-            self._open -= 1
+            self._discard(self._idle.pop()[0])
         for waiter in self._waiters:  # each wakes, sees the pool closed, and fails
             if not waiter.done():
                 waiter.set_result(None)
