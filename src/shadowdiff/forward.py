@@ -135,12 +135,12 @@ def classify(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "connect"
-    if isinstance(exc, aiohttp.ClientResponseError) and "Got more than" in exc.message:
-        return "too_large"  # response head past the parser's limits
-    if isinstance(exc, http_exceptions.LineTooLong):
+    if isinstance(exc, (aiohttp.ClientResponseError, http_exceptions.HttpProcessingError)) and "Got more than" in str(
+        exc.message
+    ):
+        # A response head past the parser's limits: LineTooLong's text, kept when aiohttp
+        # re-raises it as its base class (client protocol) or as ClientResponseError (WebSockets).
         return "too_large"
-    if isinstance(exc, http_exceptions.HttpProcessingError) and "Got more than" in str(exc.message):
-        return "too_large"  # the client protocol re-raises LineTooLong as its base class
     if isinstance(exc, aiohttp.ClientPayloadError):
         cause = exc.__cause__ or (exc.args[0] if exc.args else None)
         if isinstance(cause, http_exceptions.TransferEncodingError) or "TransferEncodingError" in str(exc):
@@ -182,8 +182,7 @@ class Upstream:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._total_timeout = total_timeout
-        # `connect` also bounds the wait for a free pooled connection: a full pool is a
-        # counted connect failure, never an unbounded queue.
+        # For the WebSocket session; plain requests use the pool's own deadlines.
         self._timeout = aiohttp.ClientTimeout(
             total=total_timeout, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
         )
@@ -231,7 +230,8 @@ class Upstream:
         return URL(self._base_text + target, encoded=True)
 
     def _head(self, request: CapturedRequest, headers: CIMultiDict[str]) -> bytes:
-        """The request line and headers, as they go on the wire."""
+        """The request line and headers, as they go on the wire (`headers`, this leg's own
+        copy, gets Host, Authorization and Content-Length added)."""
         if "Host" not in headers:
             headers["Host"] = self._host
         if self._authorization is not None:
