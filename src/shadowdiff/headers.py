@@ -75,26 +75,13 @@ def _tokens(values: Iterable[str]) -> frozenset[str]:
     return frozenset(found)
 
 
-def connection_named(headers: Headers) -> frozenset[str]:
-    """Header names listed in the Connection header(s), lower-cased."""
-    return tokens(headers, "Connection")
-
-
-def _end_to_end(pairs: Pairs, removed: frozenset[str]) -> Pairs:
-    """`pairs` without `removed` (lower-case names: hop-by-hop and more) or Connection-named
-    headers; order kept."""
+def end_to_end(pairs: Pairs, removed: frozenset[str] = _HOP_BY_HOP_LOWER) -> Pairs:
+    """`pairs` without `removed` (lower-case names: hop-by-hop by default) or
+    Connection-named headers. Order, case and repeats (Set-Cookie) are kept as they came."""
     lowered = [name.lower() for name, _ in pairs]
     if "connection" in lowered:
         removed = removed | _tokens(value for (_, value), low in zip(pairs, lowered) if low == "connection")
     return [pair for pair, low in zip(pairs, lowered) if low not in removed]
-
-
-def end_to_end(headers: Headers, *, drop: Iterable[str] = ()) -> CIMultiDict[str]:
-    """A copy of `headers` without hop-by-hop, Connection-named or `drop` headers.
-
-    Order, case and repeated headers (Set-Cookie) are kept as they came.
-    """
-    return CIMultiDict(_end_to_end(list(headers.items()), _HOP_BY_HOP_LOWER | {name.lower() for name in drop}))
 
 
 def request_headers(pairs: Pairs, *, marker_header: str) -> CIMultiDict[str]:
@@ -103,7 +90,7 @@ def request_headers(pairs: Pairs, *, marker_header: str) -> CIMultiDict[str]:
     The shadow marker is removed so a client cannot make the primary's request
     look like a shadow copy.
     """
-    return CIMultiDict(_end_to_end(pairs, _request_removed(marker_header)))
+    return CIMultiDict(end_to_end(pairs, _request_removed(marker_header)))
 
 
 @functools.lru_cache(maxsize=8)
@@ -145,6 +132,6 @@ def _append(headers: CIMultiDict[str], name: str, value: str) -> None:
 
 def response_headers(pairs: Pairs, *, version: tuple[int, int]) -> CIMultiDict[str]:
     """The headers the client gets: the primary's, end to end, plus our Via."""
-    headers = CIMultiDict(_end_to_end(pairs, _HOP_BY_HOP_LOWER))
+    headers = CIMultiDict(end_to_end(pairs))
     _append(headers, "Via", via_value(version))
     return headers
