@@ -36,6 +36,7 @@ from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
 from shadowdiff import log
 from shadowdiff.admin import create_admin_app
@@ -162,25 +163,24 @@ def reserve_port(address: HostPort) -> socket.socket:
     A bound socket that does not listen takes no connections; the workers' listening
     sockets, bound with the same option by the same user, share the port.
     """
-    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    where = f"{address.host}:{address.port}"
     if address.port:
         # First without SO_REUSEPORT: a port another shadowdiff (or anything) listens on
         # with that option would otherwise be shared with it, not refused.
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((address.host, address.port))
-            except OSError as exc:
-                raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from None
+        _bind(address, reuse_port=False).close()
+    return _bind(address, reuse_port=True)
+
+
+def _bind(address: HostPort, *, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((address.host, address.port))
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from None
+        raise OSError(exc.errno, f"cannot listen on {address.host}:{address.port}: {exc.strerror}") from None
     return sock
 
 
@@ -221,11 +221,8 @@ class Supervisor:
         return f"workers ready: {sum(worker.ready for worker in self.workers)}/{len(self.workers)}"
 
     def exposition(self) -> bytes:
-        from prometheus_client import CollectorRegistry, generate_latest
-        from prometheus_client.multiprocess import MultiProcessCollector
-
         registry = CollectorRegistry()
-        registry.register(_AddSupervisorDrops(MultiProcessCollector(None, path=self._metrics_dir)))
+        registry.register(_AddSupervisorDrops(multiprocess.MultiProcessCollector(None, path=self._metrics_dir)))
         return generate_latest(registry)
 
     async def run(self, stop: asyncio.Event) -> int:
@@ -266,8 +263,6 @@ class Supervisor:
     async def _watch(self, worker: Worker, config: Config) -> None:
         """Replace a worker that dies while serving: after 1 s, doubling up to 30 s while
         replacements keep dying within a minute."""
-        from prometheus_client import multiprocess
-
         loop = asyncio.get_running_loop()
         delay, started = RESTART_DELAY, loop.time()
         while not self.stopping:
