@@ -11,11 +11,12 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from shadowdiff import __version__, config as configuration, log
 from shadowdiff.config import Config, ConfigError
+from shadowdiff.service import run_event_loop, serve
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -86,24 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
+    command: Callable[[argparse.Namespace], int] = _COMMANDS[args.command]
     try:
-        if args.command == "check-config":
-            return _check_config(args)
-        if args.command == "serve":
-            config = configuration.load(args.config, _overrides(args))
-            log.configure(config.logging.level, background=True)
-            try:
-                if config.listen.workers > 1:
-                    from shadowdiff.workers import supervise
-
-                    return run_event_loop(supervise(config))
-                return run_event_loop(_serve(config))
-            finally:
-                log.shutdown()
-        if args.command == "demo":
-            from shadowdiff.demo import run_demo
-
-            return run_event_loop(run_demo(duration=args.duration, rate=args.rate))
+        return command(args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
@@ -113,8 +99,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    config = configuration.load(args.config, _overrides(args))
+    log.configure(config.logging.level, background=True)
+    try:
+        if config.listen.workers > 1:
+            from shadowdiff.workers.supervisor import supervise
+
+            return run_event_loop(supervise(config))
+        return run_event_loop(_serve(config))
+    finally:
+        log.shutdown()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from shadowdiff.demo import run_demo
+
+    return run_event_loop(run_demo(duration=args.duration, rate=args.rate))
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -123,30 +126,19 @@ def _check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_event_loop(coro: Any) -> int:
-    try:
-        import uvloop
-    except ImportError:  # uvloop is not built for every platform
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 async def _serve(config: Config) -> int:
-    from shadowdiff.service import ShadowDiff, tune_gc
-
-    service = ShadowDiff(config)
-    await service.start()
-    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-        log.event("info", "stopping", reason="signal")
-    finally:
-        await service.stop()
-    return EXIT_OK
+    return await serve(config, stop)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": _serve_command,
+    "demo": _demo,
+    "check-config": _check_config,
+}
 
 
 def run() -> None:

@@ -27,9 +27,9 @@ import orjson
 from aiohttp import web
 
 from shadowdiff import config as configuration, log
-from shadowdiff.compare import Comparison
-from shadowdiff.compare.model import MISMATCH
-from shadowdiff.publish import Redactor
+from shadowdiff.model import MISMATCH, SHADOW, Comparison
+from shadowdiff.publish.redact import Report
+from shadowdiff.publish.sinks import difference_fields
 from shadowdiff.service import ShadowDiff
 
 DEMO_RULES = [
@@ -114,17 +114,22 @@ def _demo_path(rng: random.Random) -> str:
 
 @dataclass
 class _Tally:
-    """What the demo prints: outcomes per route, and a few example differences."""
+    """What the demo prints: outcomes per route, and a few example differences (a publish sink)."""
 
+    name = "demo"
     sent: Counter[str] = field(default_factory=Counter)
     outcomes: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
-    examples: dict[str, list[Comparison]] = field(default_factory=lambda: defaultdict(list))
+    examples: dict[str, list[Report]] = field(default_factory=lambda: defaultdict(list))
 
-    def __call__(self, comparison: Comparison, duration: float) -> None:
-        route = comparison.exchange.request.route
+    def wants(self, comparison: Comparison) -> bool:
+        return comparison.lane == SHADOW
+
+    def __call__(self, report: Report) -> None:
+        comparison = report.comparison
+        route = comparison.request.route
         self.outcomes[route][comparison.outcome] += 1
         if comparison.outcome == MISMATCH and len(self.examples[route]) < EXAMPLES_PER_ROUTE:
-            self.examples[route].append(comparison)
+            self.examples[route].append(report)
 
     def compared(self) -> int:
         return sum(sum(o.values()) for o in self.outcomes.values())
@@ -160,7 +165,7 @@ async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
     try:
         sent = await _drive(proxy_url, service, tally, rate=rate, duration=duration, stop=stop)
     finally:
-        await service.mirror.drain(timeout=5)
+        await service.mirror.drain(5)
         _report(tally, sent, admin_url, service, out)
         await service.stop()
         await primary_runner.cleanup()
@@ -211,7 +216,7 @@ async def _drive(
             async with client.get(proxy_url + path) as response:
                 await response.read()
             sent += 1
-            tally.sent[service.routes.route(path.split("?", 1)[0])] += 1
+            tally.sent[service.runtime.current.routes.route(path.split("?", 1)[0])] += 1
             if now >= next_progress:
                 _progress(now - started, sent, tally, service)
                 next_progress += 1.0
@@ -255,18 +260,17 @@ def _report(tally: _Tally, sent: int, admin_url: str, service: ShadowDiff, out: 
     write("\n'ignored' means the answers differed only where a rule says they may.\n")
     if any(tally.examples.values()):
         write("\nExample differences (primary -> candidate):\n")
-    redactor = Redactor(service.config.logging)
     for route in sorted(tally.examples):
-        for comparison in tally.examples[route]:
-            request = comparison.exchange.request
+        for report in tally.examples[route]:
+            request = report.comparison.request
             write(f"  {request.method} {request.path}\n")
-            for d in comparison.differences[:4]:
-                shown = redactor.difference(d)
-                write(f"    {d.part} {d.path} {d.kind}: {_short(shown['primary'])} -> {_short(shown['shadow'])}\n")
-    first = next((c for examples in tally.examples.values() for c in examples), None)
+            for d in report.differences[:4]:  # redacted by the publish pipeline
+                write(f"    {d.part} {d.path} {d.kind}: {_short(d.control)} -> {_short(d.candidate)}\n")
+    first = next((r for examples in tally.examples.values() for r in examples), None)
     if first is not None:
-        line = {"event": "mismatch", "route": first.exchange.request.route, "path": first.exchange.request.path,
-                "differences": [redactor.difference(d) for d in first.differences]}  # fmt: skip
+        request = first.comparison.request
+        line = {"event": "mismatch", "route": request.route, "path": request.path,
+                "differences": [difference_fields(d) for d in first.differences]}  # fmt: skip
         write("\nIn `shadowdiff serve` each mismatch is also a JSON log line, e.g.:\n  ")
         write(orjson.dumps(line).decode() + "\n")
     write(f"\nMetrics were served at {admin_url}/metrics while the demo ran.\n")

@@ -13,48 +13,20 @@ that serves the primary. When the queue is full, lines are dropped and counted
 from __future__ import annotations
 
 import logging
-import queue
 import sys
-import threading
 import time
 import traceback
 from typing import Any
 
 import orjson
 
+from shadowdiff.offloop import OffLoop
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _threshold = logging.INFO
 QUEUE_LINES = 10_000
 
-
-class _Writer:
-    """A daemon thread writing queued lines to stdout."""
-
-    def __init__(self, capacity: int) -> None:
-        self.lines: queue.Queue[bytes | None] = queue.Queue(capacity)
-        self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name="shadowdiff-log", daemon=True)
-        self._thread.start()
-
-    def put(self, line: bytes) -> None:
-        try:
-            self.lines.put_nowait(line)
-        except queue.Full:
-            self.dropped += 1
-
-    def _run(self) -> None:
-        while (line := self.lines.get()) is not None:
-            _write_now(line)
-
-    def close(self, timeout: float) -> None:
-        try:
-            self.lines.put(None, timeout=timeout)
-        except queue.Full:
-            return
-        self._thread.join(timeout)
-
-
-_writer: _Writer | None = None
+_writer: OffLoop[bytes] | None = None
 
 
 def configure(level: str = "info", *, background: bool = False) -> None:
@@ -62,15 +34,20 @@ def configure(level: str = "info", *, background: bool = False) -> None:
 
     background=True starts the writer thread (for long-running commands).
     """
-    global _threshold, _writer
-    _threshold = _LEVELS[level]
+    global _writer
+    set_level(level)
     if background and _writer is None:
-        _writer = _Writer(QUEUE_LINES)
+        _writer = OffLoop("shadowdiff-log", _write_now, QUEUE_LINES)
     handler = _LineHandler()
     handler.setFormatter(_JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(_threshold)
+    logging.getLogger().handlers[:] = [handler]
+
+
+def set_level(level: str) -> None:
+    """The threshold for our events and library records (also a live config change)."""
+    global _threshold
+    _threshold = _LEVELS[level]
+    logging.getLogger().setLevel(_threshold)
 
 
 def shutdown(timeout: float = 2.0) -> None:

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.exposition import generate_latest
 
 from shadowdiff import log
+from shadowdiff.model import CONTROL, ERROR_KINDS, SHADOW
 
 # Set by `serve --workers N` for its workers only: prometheus-client then keeps every value in
 # a per-process file in that directory, and the supervisor's /metrics sums them
@@ -27,13 +28,11 @@ disable_created_metrics()
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT"})
 
-UPSTREAMS = ("primary", "shadow")
-ERROR_KINDS = ("connect", "timeout", "reset", "protocol", "too_large")
+UPSTREAMS = (CONTROL, SHADOW)
 SKIP_REASONS = (
-    "method", "sampled_out", "filtered", "paused", "body_too_large", "overload", "primary_unfinished", "shadow_unhealthy",
+    "method", "sampled_out", "filtered", "paused", "body_too_large", "buffer_full", "overload", "primary_unfinished",
+    "shadow_unhealthy", "compare_queue_full",
 )  # fmt: skip
-OUTCOMES = ("match", "mismatch", "ignored", "shadow_error")
-PARTS = ("status", "header", "body")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _COMPARE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
@@ -144,7 +143,7 @@ class Metrics:
         )
         self.compare_duration = Histogram(
             "shadowdiff_compare_duration_seconds",
-            "CPU time spent comparing one exchange.",
+            "Time spent comparing one exchange, inline or in the comparison worker (waiting for the worker excluded).",
             buckets=_COMPARE_BUCKETS,
             registry=registry,
         )
@@ -185,7 +184,16 @@ class Metrics:
             "Log lines dropped because stdout did not keep up (the event loop never waits for it).",
             registry=registry,
         )
+        self.sink_dropped = _Children(
+            Counter(
+                "shadowdiff_sink_dropped",
+                "Comparison reports a sink dropped because it did not keep up (its queue was full).",
+                ["sink"],
+                registry=registry,
+            )
+        )
         self._log_dropped_seen = 0
+        self._sink_dropped: dict[str, tuple[Callable[[], int], list[int]]] = {}
         self._up: dict[str, bool] = {}
         self._in_flight: Callable[[], int] | None = None
 
@@ -203,12 +211,22 @@ class Metrics:
         else:
             self.shadow_in_flight.set_function(read)
 
+    def watch_sink(self, name: str, read: Callable[[], int]) -> None:
+        """shadowdiff_sink_dropped_total{sink=name} follows `read()`, a count kept by the sink's thread."""
+        self._sink_dropped[name] = (read, [0])
+        self.sink_dropped.labels(name)
+
     def refresh(self) -> None:
         """Bring values kept outside the collectors up to date (at scrape time; each second in a worker)."""
         dropped = log.dropped()  # the writer thread counts; the counter catches up here
         if dropped > self._log_dropped_seen:
             self.log_dropped.inc(dropped - self._log_dropped_seen)
             self._log_dropped_seen = dropped
+        for name, (read, seen) in self._sink_dropped.items():
+            now = read()
+            if now > seen[0]:
+                self.sink_dropped.labels(name).inc(now - seen[0])
+                seen[0] = now
         if self._in_flight is not None:
             self.shadow_in_flight.set(self._in_flight())
 

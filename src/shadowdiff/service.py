@@ -1,31 +1,43 @@
 """Assembles one shadowdiff from a Config and runs its lifecycle.
 
-`ShadowDiff.start()` opens the upstream sessions, then the admin listener, then
-the traffic listener; `stop()` reverses it: readiness off, stop accepting and let
-in-flight client requests finish (up to `listen.shutdown_timeout`), then drain
-shadow work (up to `mirror.drain_timeout`), then close the sessions.
+`ShadowDiff.start()` opens the upstreams, then the admin listener, then the traffic
+listener; `stop()` reverses it: readiness off, stop accepting and let in-flight
+client requests finish (up to `listen.shutdown_timeout`), then drain shadow work
+(up to `mirror.drain_timeout`), then close the upstreams and the comparison worker.
+`apply()` takes a new config while serving (the keys that may change live).
+
+`serve()` is the serve loop both `shadowdiff serve` and each `--workers` worker run;
+`run_event_loop()` runs a coroutine on uvloop where it is built.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from aiohttp import web
 
 from shadowdiff import log
 from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort, mask_url
-from shadowdiff.forward import MAX_HEADER_BYTES, Upstream
-from shadowdiff.listener import MalformedRequests, TrafficServer
+from shadowdiff.experiment.breaker import Breaker
+from shadowdiff.experiment.comparator import Comparator
+from shadowdiff.experiment.lanes import Lane
+from shadowdiff.experiment.mirror import Mirror
+from shadowdiff.http.upstream import Limits, Upstream
 from shadowdiff.metrics import Metrics
-from shadowdiff.mirror import Mirror
-from shadowdiff.comparator import Comparator
-from shadowdiff.publish import LogSink, Publisher, Sink, metrics_sink
-from shadowdiff.routing import RouteTable
-from shadowdiff.server import Proxy
+from shadowdiff.model import CONTROL, SHADOW
+from shadowdiff.proxy.body import BufferBudget
+from shadowdiff.proxy.handler import Proxy
+from shadowdiff.proxy.listener import MalformedRequests, TrafficServer
+from shadowdiff.publish.pipeline import Publisher, Sink
+from shadowdiff.publish.redact import Redactor
+from shadowdiff.publish.sinks import LogSink
+from shadowdiff.runtime import RuntimeHolder
 
 
 class ShadowDiff:
@@ -36,44 +48,55 @@ class ShadowDiff:
         self, config: Config, *, extra_sinks: Sequence[Sink] = (), reuse_port: bool = False, admin: bool = True
     ) -> None:
         self.config = config
+        self.runtime = RuntimeHolder(config)
         self._reuse_port = reuse_port
         self._serve_admin = admin
-        self.metrics = Metrics()
-        self.routes = RouteTable(config.routes)
-        self.primary = Upstream(
-            "primary",
-            config.primary.url,
-            connect_timeout=config.primary.connect_timeout,
-            read_timeout=config.primary.timeout,
-            total_timeout=None,  # a long download is fine while bytes keep coming
-            max_connections=config.primary.max_connections,
-        )
-        self.shadow = Upstream(
-            "shadow",
-            config.shadow.url,
-            connect_timeout=config.shadow.connect_timeout,
-            read_timeout=None,
-            total_timeout=config.shadow.timeout,  # shadow work is bounded end to end
-            max_connections=config.mirror.max_in_flight,
-        )
+        self.metrics = metrics = Metrics()
+        self.primary = Upstream(CONTROL, config.primary.url, _primary_limits(config))
         self.comparator = Comparator(config.compare)
-        self.mirror = Mirror(
-            config.mirror,
-            config.shadow,
-            shadow=self.shadow,
-            metrics=self.metrics,
-            publisher=Publisher([metrics_sink(self.metrics), LogSink(config.logging), *extra_sinks]),
-            comparator=self.comparator,
-            compare_body_bytes=config.compare.max_body_bytes,
+        self.publisher = Publisher(metrics, Redactor(config.logging), [LogSink(), *extra_sinks])
+
+        def skipped(reason: str) -> None:
+            metrics.mirror_skipped.labels(reason).inc()
+
+        self.shadow = Lane(
+            SHADOW,
+            Upstream(SHADOW, config.shadow.url, _shadow_limits(config)),
+            max_in_flight=config.mirror.max_in_flight,
+            breaker=Breaker(config.mirror.breaker_failures, config.mirror.breaker_cooldown),
+            marker=(config.mirror.marker_header, config.mirror.marker_value),
+            client_host=config.shadow.host_header == "client",
+            metrics=metrics,
+            on_skip=skipped,
         )
-        self.proxy = Proxy(config, metrics=self.metrics, routes=self.routes, primary=self.primary, mirror=self.mirror)
+        self.mirror = Mirror(
+            [self.shadow], comparator=self.comparator, publisher=self.publisher, metrics=metrics, on_skip=skipped
+        )
+        self.budget = BufferBudget(config.mirror.max_buffered_bytes)
+        self.proxy = Proxy(self.runtime, metrics=metrics, primary=self.primary, mirror=self.mirror, budget=self.budget)
         self.ready = False
         self._traffic: web.BaseRunner | None = None
         self._admin: web.BaseRunner | None = None
         self._malformed: MalformedRequests | None = None
 
+    def apply(self, config: Config) -> None:
+        """Serve with `config` from the next request on. Raises runtime.RestartRequired, and
+        changes nothing, when it differs in keys that need a restart."""
+        self.runtime.swap(config)
+        self.config = config
+        self.primary.set_timeouts(
+            connect_timeout=config.primary.connect_timeout, read_timeout=config.primary.timeout, total_timeout=None
+        )
+        self.shadow.upstream.set_timeouts(
+            connect_timeout=config.shadow.connect_timeout, read_timeout=None, total_timeout=config.shadow.timeout
+        )
+        self.comparator.configure(config.compare)
+        self.publisher.redactor = Redactor(config.logging)
+        self.budget.limit = config.mirror.max_buffered_bytes
+        log.set_level(config.logging.level)
+
     async def start(self) -> None:
-        """Open sessions and listeners; on failure (a port taken) close what was opened."""
+        """Open upstreams and listeners; on failure (a port taken) close what was opened."""
         try:
             await self._start()
         except BaseException:
@@ -83,23 +106,25 @@ class ShadowDiff:
     async def _start(self) -> None:
         config = self.config
         await self.primary.start()
-        await self.shadow.start()
+        await self.shadow.upstream.start()
         if self._serve_admin:
             self._admin = web.AppRunner(
                 create_admin_app(self.metrics.exposition, ready=lambda: self.ready), handle_signals=False, access_log=None
             )
             await self._admin.setup()
             await web.TCPSite(self._admin, config.admin.listen.host, config.admin.listen.port).start()
+        listen = config.listen
         server = TrafficServer(
             self.proxy.handle,
-            max_connections=config.listen.max_connections,
+            max_connections=listen.max_connections,
             on_shed=self.metrics.connections_shed.inc,
             auto_decompress=False,  # relay request bodies exactly as sent
-            max_line_size=MAX_HEADER_BYTES,
-            max_field_size=MAX_HEADER_BYTES,
+            max_line_size=listen.max_header_line_bytes,
+            max_field_size=listen.max_header_line_bytes,
+            max_headers=listen.max_headers,
             # Closes a connection idle between requests, or still short of a whole
             # request head (slowloris), this long after it opened or last answered.
-            keepalive_timeout=config.listen.idle_timeout,
+            keepalive_timeout=listen.idle_timeout,
             # After a 408/413 the unread rest of a body is drained this long at most.
             lingering_time=2.0,
             access_log=logging.getLogger("aiohttp.access") if config.logging.access_log else None,
@@ -108,12 +133,10 @@ class ShadowDiff:
         self._malformed.attach(logging.getLogger("aiohttp.server"))
         # aiohttp waits its timeout for in-flight handlers, then as long again for the
         # ones it cancelled: half each keeps the whole stop within listen.shutdown_timeout.
-        self._traffic = web.ServerRunner(
-            server, handle_signals=False, shutdown_timeout=config.listen.shutdown_timeout / 2
-        )
+        self._traffic = web.ServerRunner(server, handle_signals=False, shutdown_timeout=listen.shutdown_timeout / 2)
         await self._traffic.setup()
         await web.TCPSite(
-            self._traffic, config.listen.address.host, config.listen.address.port, reuse_port=self._reuse_port or None
+            self._traffic, listen.address.host, listen.address.port, reuse_port=self._reuse_port or None
         ).start()
         self.ready = True
         if config.mirror.enabled:
@@ -130,13 +153,13 @@ class ShadowDiff:
 
     async def _probe_shadow(self) -> None:
         """Say at start-up if the shadow cannot be reached; the primary is served regardless."""
-        url = self.shadow.base
+        url = self.shadow.upstream.base
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(url.host, url.port), self.config.shadow.connect_timeout
             )
         except (OSError, asyncio.TimeoutError) as exc:
-            self.metrics.set_up("shadow", False)
+            self.metrics.set_up(SHADOW, False)
             log.event(
                 "warning",
                 "shadow_unreachable",
@@ -146,7 +169,7 @@ class ShadowDiff:
             )
             return
         writer.close()
-        self.metrics.set_up("shadow", True)
+        self.metrics.set_up(SHADOW, True)
 
     async def stop(self) -> None:
         """Stop accepting, finish client requests, drain shadow work, close. Idempotent."""
@@ -155,10 +178,10 @@ class ShadowDiff:
         admin, self._admin = self._admin, None
         if traffic is not None:
             await traffic.cleanup()  # stops accepting; waits for in-flight client requests
-        cancelled = await self.mirror.drain()
-        self.comparator.close()
+        cancelled = await self.mirror.drain(self.config.mirror.drain_timeout)
+        await self.comparator.close()
         await self.primary.close()
-        await self.shadow.close()
+        await self.shadow.upstream.close()
         if admin is not None:
             await admin.cleanup()
         if self._malformed is not None:
@@ -174,6 +197,72 @@ class ShadowDiff:
     @property
     def admin_address(self) -> HostPort:
         return _bound(self._admin)
+
+
+def _primary_limits(config: Config) -> Limits:
+    primary = config.primary
+    return Limits(
+        connect_timeout=primary.connect_timeout,
+        read_timeout=primary.timeout,
+        total_timeout=None,  # a long download is fine while bytes keep coming
+        max_connections=primary.max_connections,
+        max_headers=primary.max_headers,
+        max_header_line_bytes=primary.max_header_line_bytes,
+    )
+
+
+def _shadow_limits(config: Config) -> Limits:
+    shadow = config.shadow
+    return Limits(
+        connect_timeout=shadow.connect_timeout,
+        read_timeout=None,
+        total_timeout=shadow.timeout,  # shadow work is bounded end to end
+        max_connections=config.mirror.max_in_flight,
+        max_headers=shadow.max_headers,
+        max_header_line_bytes=shadow.max_header_line_bytes,
+    )
+
+
+async def serve(
+    config: Config,
+    stop: asyncio.Event,
+    *,
+    reuse_port: bool = False,
+    admin: bool = True,
+    on_ready: Callable[[ShadowDiff], None] | None = None,
+    refresh_metrics: bool = False,
+) -> int:
+    """Run one proxy until `stop` is set; the exit code.
+
+    `on_ready(service)` runs once it is listening; with `refresh_metrics`, values kept
+    outside the collectors reach them each second (a worker's files, which the
+    supervisor reads, are only written that way).
+    """
+    service = ShadowDiff(config, reuse_port=reuse_port, admin=admin)
+    try:
+        await service.start()
+        tune_gc()
+        if on_ready is not None:
+            on_ready(service)
+        while not stop.is_set():
+            if refresh_metrics:
+                service.metrics.refresh()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0 if refresh_metrics else None)
+        log.event("info", "stopping")
+    finally:
+        await service.stop()
+        if refresh_metrics:
+            service.metrics.refresh()
+    return 0
+
+
+def run_event_loop(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is not built for every platform
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def tune_gc() -> None:

@@ -7,42 +7,22 @@ import zlib
 from typing import Any
 
 import brotli
-import orjson
 import pytest
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
-from shadowdiff.compare import Exchange, compare
+from shadowdiff.compare import compare
 from shadowdiff.compare.body import Limits
-from shadowdiff.compare.model import IGNORED, MATCH, MISMATCH, SHADOW_ERROR
 from shadowdiff.compare.rules import EMPTY, Rules, compile_rules
 from shadowdiff.config import RuleConfig
-from shadowdiff.forward import BodyCapture, CapturedRequest, Observation
+from shadowdiff.model import IGNORED, MATCH, MISMATCH, SHADOW, SHADOW_ERROR, Observation
+from tests.values import JSON, exchange, seen
 
 LIMITS = Limits(max_decoded_bytes=64 * 1024, max_differences=20)
-JSON = {"Content-Type": "application/json"}
-
-
-def request(route: str = "/r") -> CapturedRequest:
-    return CapturedRequest(
-        method="GET", target="/r", path="/r", route=route, request_id="id",
-        headers=CIMultiDictProxy(CIMultiDict()), body=b"", client_host="",
-    )  # fmt: skip
-
-
-def seen(upstream: str, body: bytes | Any = b"", status: int = 200, headers: Any = None, limit: int = 1 << 20) -> Observation:
-    if not isinstance(body, bytes):
-        body = orjson.dumps(body)
-        headers = {**JSON, **(headers or {})}
-    capture = BodyCapture(limit)
-    capture.feed(body)
-    return Observation(
-        upstream, 0.001, status=status, headers=CIMultiDictProxy(CIMultiDict(headers or {})), body=capture.result()
-    )
 
 
 def run(primary: Observation, shadow: Observation, *rules: RuleConfig, route: str = "/r"):
     ruleset = Rules(rules).for_route(route)
-    return compare(Exchange(request(route), primary, shadow), ruleset, LIMITS)
+    return compare(exchange(primary, shadow, route=route), SHADOW, ruleset, LIMITS)
 
 
 def rule(kind: str, **fields: Any) -> RuleConfig:
@@ -79,7 +59,7 @@ def test_status_difference() -> None:
     comparison = run(seen("primary", {"a": 1}), seen("shadow", {"a": 1}, status=500))
     assert comparison.outcome == MISMATCH
     assert diffs(comparison) == [("status", "status", "changed")]
-    assert (comparison.differences[0].primary, comparison.differences[0].shadow) == (200, 500)
+    assert (comparison.differences[0].control, comparison.differences[0].candidate) == (200, 500)
 
 
 # -- JSON ------------------------------------------------------------------------
@@ -264,7 +244,7 @@ def test_compression_bomb_is_never_expanded(encoding: str, bomb: bytes) -> None:
         tracemalloc.stop()
     assert peak - baseline < 8 * LIMITS.max_decoded_bytes  # the 64 KiB cap, never 64 MB
     assert comparison.oversized == ("primary",)
-    body = [(d.path, d.primary) for d in comparison.differences if d.part == "body"]
+    body = [(d.path, d.control) for d in comparison.differences if d.part == "body"]
     assert body == [("$", f"over {LIMITS.max_decoded_bytes} bytes decoded")]
 
 
@@ -370,7 +350,7 @@ def test_text_bodies_give_line_differences() -> None:
     s = seen("shadow", b"alpha\nBETA\ngamma\ndelta\n", headers={"Content-Type": "text/plain"})
     comparison = run(p, s)
     assert diffs(comparison) == [("body", "line 2", "changed"), ("body", "line 4", "added")]
-    assert (comparison.differences[0].primary, comparison.differences[0].shadow) == ("beta", "BETA")
+    assert (comparison.differences[0].control, comparison.differences[0].candidate) == ("beta", "BETA")
 
 
 def test_text_masks_apply_to_the_whole_body() -> None:
@@ -385,7 +365,7 @@ def test_binary_bodies_by_digest() -> None:
     p = seen("primary", b"\x89PNG\x00\x01", headers={"Content-Type": "image/png"})
     s = seen("shadow", b"\x89PNG\x00\x02", headers={"Content-Type": "image/png"})
     (difference,) = run(p, s).differences
-    assert difference.path == "$" and difference.primary.startswith("sha256:")
+    assert difference.path == "$" and difference.control.startswith("sha256:")
 
 
 def test_bodies_over_the_cap_compare_by_digest() -> None:
@@ -404,12 +384,8 @@ def test_empty_ruleset_is_shared() -> None:
 
 def test_content_length_compared_for_head() -> None:
     """For HEAD (no body to compare) a different Content-Length is reported."""
-    head = CapturedRequest(
-        method="HEAD", target="/r", path="/r", route="/r", request_id="id",
-        headers=CIMultiDictProxy(CIMultiDict()), body=b"", client_host="",
-    )  # fmt: skip
     p, s = seen("primary", b"", headers={"Content-Length": "10"}), seen("shadow", b"", headers={"Content-Length": "12"})
-    comparison = compare(Exchange(head, p, s), EMPTY, LIMITS)
+    comparison = compare(exchange(p, s, method="HEAD"), SHADOW, EMPTY, LIMITS)
     assert diffs(comparison) == [("header", "content-length", "changed")]
     body_change = run(seen("primary", {"a": 1}), seen("shadow", {"a": 22}))
     assert diffs(body_change) == [("body", "$.a", "changed")]

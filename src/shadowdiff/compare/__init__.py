@@ -1,9 +1,9 @@
 """The comparison step: pure functions from an exchange to a Comparison.
 
-Nothing here touches sockets, clocks or metrics, so it is tested with plain values.
+Nothing here touches sockets, clocks or metrics, and nothing imports aiohttp, yaml
+or the config: the comparison worker process loads this package and the model only.
 """
 
 from shadowdiff.compare.engine import compare
-from shadowdiff.compare.model import Comparison, Difference, Exchange
 
-__all__ = ["Comparison", "Difference", "Exchange", "compare"]
+__all__ = ["compare"]

@@ -14,14 +14,15 @@ import orjson
 
 from shadowdiff.compare.decode import TooLarge, Undecodable, decode
 from shadowdiff.compare.jsondiff import Walk, canonical, normalize
-from shadowdiff.compare.model import Difference
 from shadowdiff.compare.rules import EMPTY, MASKED, RuleSet
-from shadowdiff.forward import Body
+from shadowdiff.model import Body, Difference
 
+# How BodyResult.oversized names the two sides (the engine maps them to lane names).
+CONTROL_SIDE, CANDIDATE_SIDE = "control", "candidate"
 _TEXT_TYPES = ("text/", "xml", "javascript", "html", "csv", "yaml", "x-www-form-urlencoded")
 
 
-@dataclass(slots=True)  # built per request: not frozen (1 us cheaper), never mutated
+@dataclass(slots=True)  # per request: not frozen (see shadowdiff.model)
 class BodyView:
     """One side's body with the two headers that say how to read it."""
 
@@ -36,41 +37,42 @@ class Limits:
     max_differences: int
 
 
-@dataclass(slots=True)  # built per request: not frozen (1 us cheaper), never mutated
+@dataclass(slots=True)  # per request: not frozen (see shadowdiff.model)
 class BodyResult:
     differences: tuple[Difference, ...] = ()
     excused: bool = False  # differences existed and every one was excused by a rule
     decoded_equal: bool = False  # the content is the same (encodings aside)
-    oversized: tuple[str, ...] = ()  # "primary" / "shadow": decoding passed the cap
+    oversized: tuple[str, ...] = ()  # CONTROL_SIDE / CANDIDATE_SIDE: decoding passed the cap
 
 
-def compare_bodies(primary: BodyView, shadow: BodyView, rules: RuleSet, limits: Limits) -> BodyResult:
-    p, s = primary.body, shadow.body
+def compare_bodies(control: BodyView, candidate: BodyView, rules: RuleSet, limits: Limits) -> BodyResult:
+    """Compare two bodies under `rules`; a pure function of picklable values."""
+    p, s = control.body, candidate.body
     if p.data is None or s.data is None:
         return _by_digest(p, s)
-    if p.data == s.data and primary.content_encoding == shadow.content_encoding:
+    if p.data == s.data and control.content_encoding == candidate.content_encoding:
         return BodyResult(decoded_equal=True)  # the common case: no parsing at all
     oversized = []
-    p_data = _decoded(p.data, primary.content_encoding, limits, "primary", oversized)
-    s_data = _decoded(s.data, shadow.content_encoding, limits, "shadow", oversized)
+    p_data = _decoded(p.data, control.content_encoding, limits, CONTROL_SIDE, oversized)
+    s_data = _decoded(s.data, candidate.content_encoding, limits, CANDIDATE_SIDE, oversized)
     if oversized:
         # Never expand a bomb to look inside it. If only one side passed the cap the
         # contents differ (in size at least); if both did, compressed bytes say nothing
         # about the content (levels, timestamps), so the body is left uncompared, flagged.
         if len(oversized) == 1:
             sizes = {side: f"over {limits.max_decoded_bytes} bytes decoded" for side in oversized}
-            sizes.setdefault("primary", f"{len(p_data or b'')} bytes decoded")
-            sizes.setdefault("shadow", f"{len(s_data or b'')} bytes decoded")
-            difference = Difference("body", "$", "changed", sizes["primary"], sizes["shadow"])
+            sizes.setdefault(CONTROL_SIDE, f"{len(p_data or b'')} bytes decoded")
+            sizes.setdefault(CANDIDATE_SIDE, f"{len(s_data or b'')} bytes decoded")
+            difference = Difference("body", "$", "changed", sizes[CONTROL_SIDE], sizes[CANDIDATE_SIDE])
             return BodyResult((difference,), oversized=tuple(oversized))
         return BodyResult(oversized=tuple(oversized))
     if p_data is None or s_data is None:  # an unknown or corrupt coding: compare what was sent
         return BodyResult(_bytes_differences(p.data, s.data))
     if p_data == s_data:
         return BodyResult(decoded_equal=True)
-    if _looks_json(primary.content_type, p_data) or _looks_json(shadow.content_type, s_data):
+    if _looks_json(control.content_type, p_data) or _looks_json(candidate.content_type, s_data):
         return _compare_json(p_data, s_data, rules, limits)
-    if _looks_text(primary.content_type, p_data) and _looks_text(shadow.content_type, s_data):
+    if _looks_text(control.content_type, p_data) and _looks_text(candidate.content_type, s_data):
         return _compare_text(p_data, s_data, rules, limits)
     return BodyResult(_bytes_differences(p_data, s_data))
 

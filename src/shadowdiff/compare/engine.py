@@ -1,26 +1,28 @@
-"""compare(exchange, rules, limits) -> Comparison: status, headers, body."""
+"""compare(exchange, lane, rules, limits) -> Comparison: status, headers, body."""
 
 from __future__ import annotations
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from shadowdiff.compare.body import BodyResult, BodyView, Limits, compare_bodies
+from shadowdiff.compare.body import CANDIDATE_SIDE, CONTROL_SIDE, BodyResult, BodyView, Limits, compare_bodies
 from shadowdiff.compare.headers import header_differences
-from shadowdiff.compare.model import IGNORED, MATCH, MISMATCH, SHADOW_ERROR, Comparison, Difference, Exchange
 from shadowdiff.compare.rules import EMPTY, RuleSet
-from shadowdiff.forward import Body, Observation
+from shadowdiff.model import (
+    CONTROL, IGNORED, MATCH, MISMATCH, SHADOW, SHADOW_ERROR, Body, Comparison, Difference, Exchange, Observation,
+)  # fmt: skip
 
 DEFAULT_LIMITS = Limits(max_decoded_bytes=8 * 1024 * 1024, max_differences=20)
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 _EMPTY_BODY = Body(size=0, data=b"")
 
 
-def compare(exchange: Exchange, rules: RuleSet = EMPTY, limits: Limits = DEFAULT_LIMITS) -> Comparison:
-    """Compare the shadow's answer with the primary's (the primary must have answered)."""
-    if not exchange.shadow.ok:
-        return Comparison(exchange, SHADOW_ERROR)
-    body = compare_bodies(body_view(exchange.primary), body_view(exchange.shadow), rules, limits)
-    return assemble(exchange, rules, limits, body)
+def compare(exchange: Exchange, lane: str = SHADOW, rules: RuleSet = EMPTY, limits: Limits = DEFAULT_LIMITS) -> Comparison:
+    """Compare `lane`'s answer with the control's (the control must have answered)."""
+    candidate = exchange.candidates[lane]
+    if not candidate.ok:
+        return Comparison(exchange, lane, SHADOW_ERROR)
+    body = compare_bodies(body_view(exchange.control), body_view(candidate), rules, limits)
+    return assemble(exchange, lane, rules, limits, body)
 
 
 def body_view(observation: Observation) -> BodyView:
@@ -32,15 +34,15 @@ def body_view(observation: Observation) -> BodyView:
     )
 
 
-def assemble(exchange: Exchange, rules: RuleSet, limits: Limits, body: BodyResult) -> Comparison:
+def assemble(exchange: Exchange, lane: str, rules: RuleSet, limits: Limits, body: BodyResult) -> Comparison:
     """The verdict from the status, the headers, and an already computed body result."""
-    primary, shadow = exchange.primary, exchange.shadow
+    control, candidate = exchange.control, exchange.candidates[lane]
     differences: list[Difference] = []
-    if primary.status != shadow.status:
-        differences.append(Difference("status", "status", "changed", primary.status, shadow.status))
-    bodiless = exchange.request.method == "HEAD" or primary.status == 304
+    if control.status != candidate.status:
+        differences.append(Difference("status", "status", "changed", control.status, candidate.status))
+    bodiless = exchange.request.method == "HEAD" or control.status == 304
     headers, excused_headers = header_differences(
-        primary.headers or _NO_HEADERS, shadow.headers or _NO_HEADERS, rules, bodiless=bodiless
+        control.headers or _NO_HEADERS, candidate.headers or _NO_HEADERS, rules, bodiless=bodiless
     )
     differences.extend(headers)
     differences.extend(body.differences)
@@ -50,4 +52,7 @@ def assemble(exchange: Exchange, rules: RuleSet, limits: Limits, body: BodyResul
         outcome = IGNORED
     else:
         outcome = MATCH
-    return Comparison(exchange, outcome, tuple(differences[: limits.max_differences]), oversized=body.oversized)
+    sides = {CONTROL_SIDE: CONTROL, CANDIDATE_SIDE: lane}
+    return Comparison(
+        exchange, lane, outcome, tuple(differences[: limits.max_differences]), tuple(sides[s] for s in body.oversized)
+    )

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from multidict import CIMultiDictProxy
-
-from shadowdiff.compare.model import Difference
 from shadowdiff.compare.rules import RuleSet
-from shadowdiff.headers import HOP_BY_HOP
+from shadowdiff.model import HOP_BY_HOP, Difference, Headers
 
 # Never compared: they differ on every response without saying anything about it.
 VOLATILE = frozenset(
@@ -20,14 +17,11 @@ VOLATILE = frozenset(
         "x-runtime", "x-response-time", "cf-ray", "x-served-by", "x-timer",
     }
 )  # fmt: skip
-_FRAMING = frozenset({name.lower() for name in HOP_BY_HOP})
-_SKIP_BODILESS = VOLATILE | _FRAMING | {"set-cookie"}
+_SKIP_BODILESS = VOLATILE | HOP_BY_HOP | {"set-cookie"}
 _SKIP = _SKIP_BODILESS | {"content-length"}
 
 
-def header_differences(
-    primary: CIMultiDictProxy[str], shadow: CIMultiDictProxy[str], rules: RuleSet, *, bodiless: bool
-) -> tuple[list[Difference], int]:
+def header_differences(control: Headers, candidate: Headers, rules: RuleSet, *, bodiless: bool) -> tuple[list[Difference], int]:
     """(differences that count, how many a rule excused).
 
     Content-Length is derived from the body: where there is a body it says nothing
@@ -35,22 +29,22 @@ def header_differences(
     difference already reported). It is compared only for answers without a body
     (HEAD, 304), where it is the one sign of what the body would have been.
     """
-    if list(primary.items()) == list(shadow.items()):  # the same lines in the same order: nothing to see
+    if list(control.items()) == list(candidate.items()):  # the same lines in the same order: nothing to see
         return [], 0
-    a = _folded(primary, _SKIP_BODILESS if bodiless else _SKIP)
-    b = _folded(shadow, _SKIP_BODILESS if bodiless else _SKIP)
+    a = _folded(control, _SKIP_BODILESS if bodiless else _SKIP)
+    b = _folded(candidate, _SKIP_BODILESS if bodiless else _SKIP)
     differences: list[Difference] = []
     if a != b:
         for name in sorted(a.keys() | b.keys()):
             value_a, value_b = a.get(name) or None, b.get(name) or None
             if value_a != value_b:
                 differences.append(Difference("header", name, _kind(value_a, value_b), value_a, value_b))
-    differences.extend(_cookie_differences(primary, shadow))
+    differences.extend(_cookie_differences(control, candidate))
     counted = [d for d in differences if _header_of(d) not in rules.ignore_headers]
     return counted, len(differences) - len(counted)
 
 
-def _folded(headers: CIMultiDictProxy[str], skip: frozenset[str]) -> dict[str, str]:
+def _folded(headers: Headers, skip: frozenset[str]) -> dict[str, str]:
     """Lower-case name -> its values joined with ", " (RFC 9110 §5.3), `skip` names left out."""
     out: dict[str, str] = {}
     for name, value in headers.items():
@@ -74,15 +68,15 @@ def _kind(a: str | None, b: str | None) -> str:
     return "changed"
 
 
-def _cookie_differences(primary: CIMultiDictProxy[str], shadow: CIMultiDictProxy[str]) -> list[Difference]:
+def _cookie_differences(control: Headers, candidate: Headers) -> list[Difference]:
     """Set-Cookie: which cookies are set is compared; their values (sessions, tokens) are not."""
-    a, b = _cookie_names(primary), _cookie_names(shadow)
+    a, b = _cookie_names(control), _cookie_names(candidate)
     out = [Difference("header", f"set-cookie:{name}", "removed", "set", None) for name in sorted(a - b)]
     out += [Difference("header", f"set-cookie:{name}", "added", None, "set") for name in sorted(b - a)]
     return out
 
 
-def _cookie_names(headers: CIMultiDictProxy[str]) -> set[str]:
+def _cookie_names(headers: Headers) -> set[str]:
     # One cookie per Set-Cookie line, its name before the first "=" (RFC 6265 §5.2);
     # SimpleCookie would silently drop values it cannot parse.
     return {value.split("=", 1)[0].strip() for value in headers.getall("Set-Cookie", ())}

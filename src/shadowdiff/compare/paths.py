@@ -11,6 +11,7 @@ import enum
 import re
 from collections.abc import Sequence
 
+
 class Wildcard(enum.Enum):
     """Pattern segments that match any index or any key (never a key named "[*]")."""
 
@@ -21,7 +22,6 @@ class Wildcard(enum.Enum):
 ANY_INDEX = Wildcard.ANY_INDEX
 ANY_KEY = Wildcard.ANY_KEY
 
-Path = tuple[str | int, ...]
 Pattern = tuple[str | int | Wildcard, ...]
 
 _TOKEN = re.compile(
@@ -79,11 +79,6 @@ def matches(pattern: Pattern, path: Sequence[str | int]) -> bool:
         elif want != have or type(want) is not type(have):
             return False
     return True
-
-
-def is_prefix(pattern: Pattern, path: Sequence[str | int]) -> bool:
-    """Whether `path` could still lead to a match of `pattern` (a prefix of it)."""
-    return len(path) <= len(pattern) and matches(pattern[: len(path)], path)
 
 
 def format_path(path: Sequence[str | int]) -> str:

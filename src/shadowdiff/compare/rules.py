@@ -10,12 +10,24 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from shadowdiff.compare import paths
 from shadowdiff.compare.paths import Pattern
-from shadowdiff.config import RuleConfig
 
 MASKED = "<masked>"
+
+
+class RuleSpec(Protocol):
+    """One configured rule, as the config's `RuleConfig` holds it (validated there)."""
+
+    kind: str
+    path: str | None
+    pattern: str | None
+    header: str | None
+    absolute: float | None
+    relative: float | None
+    routes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +54,6 @@ class RuleSet:
     tolerances: tuple[Tolerance, ...] = ()
     ignore_headers: frozenset[str] = frozenset()
 
-    @property
-    def reshapes_body(self) -> bool:
-        """Whether any rule changes a body before it is compared."""
-        return bool(self.ignore or self.unordered or self.masks)
-
     def tolerance_for(self, path: Sequence[str | int]) -> Tolerance | None:
         for tolerance in self.tolerances:
             if tolerance.where is None or paths.matches(tolerance.where, path):
@@ -57,7 +64,7 @@ class RuleSet:
 EMPTY = RuleSet()
 
 
-def compile_rules(configs: Sequence[RuleConfig]) -> RuleSet:
+def compile_rules(configs: Sequence[RuleSpec]) -> RuleSet:
     ignore, unordered, masks, tolerances, headers = [], [], [], [], set()
     for rule in configs:
         where = paths.parse(rule.path) if rule.path is not None else None
@@ -79,7 +86,7 @@ def compile_rules(configs: Sequence[RuleConfig]) -> RuleSet:
 class Rules:
     """All configured rules; compiled per route on first use."""
 
-    def __init__(self, configs: Sequence[RuleConfig]) -> None:
+    def __init__(self, configs: Sequence[RuleSpec]) -> None:
         self._configs = tuple(configs)
         self._by_route: dict[str, RuleSet] = {}
 

@@ -1,0 +1,14 @@
+"""Configuration: typed sections (`schema`), loading and showing (`load`), and which
+changes a running proxy can take (`live`)."""
+
+from shadowdiff.config.load import dump, from_mapping, load, mask_url, to_mapping
+from shadowdiff.config.schema import (
+    MiB, SECRET_MASK, AdminConfig, CompareConfig, Config, ConfigError, HostPort, ListenConfig, LoggingConfig,
+    MirrorConfig, PrimaryConfig, RuleConfig, ShadowConfig,
+)  # fmt: skip
+
+__all__ = [
+    "MiB", "SECRET_MASK", "AdminConfig", "CompareConfig", "Config", "ConfigError", "HostPort", "ListenConfig",
+    "LoggingConfig", "MirrorConfig", "PrimaryConfig", "RuleConfig", "ShadowConfig",
+    "dump", "from_mapping", "load", "mask_url", "to_mapping",
+]  # fmt: skip

@@ -1,0 +1,165 @@
+"""One mirrored exchange over its lanes (`Experiment`), and their dispatch (`Mirror`).
+
+`Mirror.start()` runs once the primary's response head is in, never waits and never
+raises: each lane takes the copy if it is under its own bounds (in-flight cap,
+breaker), and if any did, one background task runs the experiment:
+
+1. send the copy on every lane that took it, each under its own deadlines;
+2. wait for the control's observation (the primary's answer, as relayed to the
+   client), at most `shadow.timeout` more: a primary still streaming then (a long
+   download, an event stream) gives up the exchange, counted `primary_unfinished`,
+   and the relay stops capturing at its next chunk;
+3. compare each lane with the control, and publish each comparison.
+
+The wait in (2) is `asyncio.wait` on the control's future with a timeout: giving up
+never cancels a future other lanes or the relay share. Lane slots are freed when
+the task ends, however it ends (even cancelled before it started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from shadowdiff import log
+from shadowdiff.compare.rules import RuleSet
+from shadowdiff.experiment.comparator import CompareFailed, Comparator, ComparisonQueueFull
+from shadowdiff.experiment.lanes import Lane
+from shadowdiff.metrics import Metrics
+from shadowdiff.model import CapturedRequest, Exchange, Observation
+from shadowdiff.publish.pipeline import Publisher
+from shadowdiff.tasks import TaskSet
+
+
+class Experiment:
+    """One mirrored request: the lanes that took it, and the control's answer to come.
+
+    The relay calls `deliver()` once the primary's answer is whole (or failed, or the
+    client left: None), and checks `wanted` at each chunk: False once the experiment
+    gave up waiting, and nothing more needs capturing.
+    """
+
+    __slots__ = ("request", "lanes", "rules", "body_limit", "control_wait", "wanted", "_control", "_mirror", "_done")
+
+    def __init__(
+        self,
+        mirror: Mirror,
+        request: CapturedRequest,
+        lanes: list[Lane],
+        *,
+        rules: RuleSet,
+        body_limit: int,
+        control_wait: float,
+        on_done: Callable[[], None] | None,
+    ) -> None:
+        self._mirror = mirror
+        self.request = request
+        self.lanes = lanes
+        self.rules = rules
+        self.body_limit = body_limit
+        self.control_wait = control_wait
+        self.wanted = True
+        self._control: asyncio.Future[Observation | None] = asyncio.get_running_loop().create_future()
+        self._done = on_done
+
+    def deliver(self, observation: Observation | None) -> None:
+        """The control's observation (None: the client left, there is nothing to compare)."""
+        if not self._control.done():
+            self._control.set_result(observation)
+
+    def finished(self, task: asyncio.Task[None]) -> None:
+        for lane in self.lanes:
+            lane.release()
+        self._mirror.in_flight -= 1
+        if self._done is not None:
+            self._done()
+
+    async def run(self) -> None:
+        request, lanes = self.request, self.lanes
+        if len(lanes) == 1:  # today's case: no gather, no extra task
+            candidates = {lanes[0].name: await lanes[0].send(request, body_limit=self.body_limit)}
+        else:
+            sent = await asyncio.gather(*(lane.send(request, body_limit=self.body_limit) for lane in lanes))
+            candidates = {lane.name: observation for lane, observation in zip(lanes, sent)}
+        control = await self._control_observation()
+        if control is None:
+            return
+        exchange = Exchange(request, control, candidates)
+        for lane in lanes:
+            await self._mirror.judge(exchange, lane.name, self.rules)
+
+    async def _control_observation(self) -> Observation | None:
+        """The control's whole answer; None when it failed or was given up."""
+        control = self._control
+        if not control.done():
+            done, _ = await asyncio.wait((control,), timeout=self.control_wait)
+            if not done:
+                self.wanted = False  # the relay stops capturing at its next chunk
+                self._mirror.skipped("primary_unfinished")
+                return None
+        observation = control.result()
+        if observation is None or not observation.ok:
+            return None  # the primary's failure is counted on its own, never compared
+        return observation
+
+
+class Mirror:
+    """Starts experiments over its lanes; owns their tasks until they end."""
+
+    def __init__(
+        self,
+        lanes: Sequence[Lane],
+        *,
+        comparator: Comparator,
+        publisher: Publisher,
+        metrics: Metrics,
+        on_skip: Callable[[str], None],
+    ) -> None:
+        self.lanes = tuple(lanes)
+        self.comparator = comparator
+        self.publisher = publisher
+        self._metrics = metrics
+        self.skipped = on_skip
+        self._tasks = TaskSet()
+        self.in_flight = 0  # experiments under way (sent, or waiting to be compared)
+        metrics.watch_in_flight(lambda: self.in_flight)  # read when needed, not written per request
+
+    def start(
+        self,
+        request: CapturedRequest,
+        *,
+        rules: RuleSet,
+        body_limit: int,
+        control_wait: float,
+        on_done: Callable[[], None] | None = None,
+    ) -> Experiment | None:
+        """Start the experiment for `request` on every lane under its bounds; None if none took it."""
+        lanes = [lane for lane in self.lanes if lane.admit()]
+        if not lanes:
+            return None
+        experiment = Experiment(
+            self, request, lanes, rules=rules, body_limit=body_limit, control_wait=control_wait, on_done=on_done
+        )
+        self.in_flight += 1
+        task = self._tasks.spawn(experiment.run(), name=f"shadow {request.request_id}")
+        task.add_done_callback(experiment.finished)  # runs even for a task cancelled before it started
+        return experiment
+
+    async def judge(self, exchange: Exchange, lane: str, rules: RuleSet) -> None:
+        """Compare one lane with the control and publish the result; failures are counted."""
+        request = exchange.request
+        try:
+            comparison = await self.comparator.compare(exchange, lane, rules)
+        except ComparisonQueueFull:
+            self.skipped("compare_queue_full")
+            return
+        except CompareFailed as exc:
+            # Neither mirrored nor an outcome: counted on its own, one line, no traceback flood.
+            self._metrics.compare_failures.inc()
+            log.event("error", "compare_failed", request_id=request.request_id, route=request.route, error=str(exc)[:300])
+            return
+        self.publisher.publish(comparison)
+
+    async def drain(self, timeout: float) -> int:
+        """Wait up to `timeout` for running experiments, cancel the rest; how many were cancelled."""
+        return await self._tasks.drain(timeout)

@@ -1,0 +1,46 @@
+"""The comparison worker process: `python -m shadowdiff.experiment.worker_main`.
+
+It reads jobs (two body views, a rule set, limits) as frames on stdin, runs the same
+pure `compare_bodies()` the event loop runs inline, and writes one frame back per
+job: ("ok", BodyResult, seconds spent) or ("error", text). It says ("ready",) once
+loaded, so its start-up never counts against a job's deadline. It imports the model,
+the comparison engine and the framing only: no aiohttp, no yaml, no config
+(`tests/test_architecture.py` checks).
+
+stdout carries frames only: anything else that would print goes to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from shadowdiff import frames
+from shadowdiff.compare.body import compare_bodies
+
+
+def main() -> int:
+    results = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not break a frame
+    jobs = sys.stdin.fileno()
+    results.write(frames.encode(("ready",)))
+    while True:
+        try:
+            control, candidate, rules, limits = frames.read_blocking(jobs)
+        except EOFError:  # the proxy closed our stdin: it is done with us
+            return 0
+        started = time.perf_counter()
+        try:
+            reply: tuple = ("ok", compare_bodies(control, candidate, rules, limits), time.perf_counter() - started)
+        except Exception as exc:  # an input the engine cannot take: the proxy counts it
+            reply = ("error", f"{type(exc).__name__}: {exc}"[:300])
+        try:
+            frame = frames.encode(reply)
+        except Exception as exc:  # a result pickle cannot take (nested too deep)
+            frame = frames.encode(("error", f"{type(exc).__name__}: {exc}"[:300]))
+        results.write(frame)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The vocabulary of an experiment, with no dependencies: the comparison worker imports it alone.
+
+One client request (`CapturedRequest`) is answered by the **control** (the primary,
+whose answer the client gets) and copied, in the background, to named **lanes**:
+the shadow today; a secondary, a re-ask of the primary or more shadows tomorrow.
+What one side answered is an `Observation` (a response *or* an error, never both).
+An `Exchange` holds the request, the control's observation and each candidate
+lane's. Comparing the control with one lane gives a `Comparison`: an outcome and
+the `Difference`s behind it.
+
+Per-request classes are `slots` dataclasses, not frozen (a frozen one costs about
+1 us more to build); nothing mutates them once built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Lanes and sides. The control is the primary's answer as the client got it.
+CONTROL = "primary"
+SHADOW = "shadow"
+
+# How an exchange with an upstream can fail (Observation.error; the `kind` label).
+ERROR_KINDS = ("connect", "timeout", "reset", "protocol", "too_large")
+
+# Comparison outcomes (the `outcome` label of shadowdiff_comparisons_total).
+MATCH = "match"
+MISMATCH = "mismatch"
+IGNORED = "ignored"
+# A candidate lane gave no usable answer; the label says "shadow" for the contract's sake.
+SHADOW_ERROR = "shadow_error"
+
+# RFC 9110 §7.6.1: headers that describe one connection, never the message. Both the
+# proxy (which strips them) and the comparison (which never compares them) need the list.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",  # non-standard, still sent by old clients
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
+class Headers(Protocol):
+    """What the model needs of a header collection: case-insensitive lookups, in order.
+
+    multidict's CIMultiDictProxy (what the HTTP layer builds) is one.
+    """
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def getall(self, key: str, default: Any = ...) -> Any: ...
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
+@dataclass(slots=True)
+class CapturedRequest:
+    """One client request, as every lane will send it (before per-lane headers)."""
+
+    method: str
+    target: str  # origin-form path and query, exactly as the client sent them
+    path: str  # decoded path, for routing and filters
+    route: str
+    request_id: str
+    headers: Headers
+    body: bytes  # the whole body when it is mirrored; b"" when there is none or it was streamed
+    client_host: str  # the Host header the client sent ("" if none)
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(slots=True)
+class Body:
+    """A response body as kept for comparison: whole if it fit the cap, else a digest."""
+
+    size: int
+    data: bytes | None  # None when over the cap
+    digest: str | None = None  # sha256 hex, only when data is None
+
+
+class BodyCapture:
+    """Keeps a streamed body up to `limit` bytes, and switches to hashing past it.
+
+    Memory held is bounded by `limit` whatever the body's size.
+    """
+
+    __slots__ = ("_limit", "_chunks", "_size", "_hash")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._hash: Any = None  # hashlib's sha256 object once past the limit
+
+    @property
+    def retained(self) -> int:
+        """Bytes held in memory right now (0 once hashing)."""
+        return 0 if self._hash is not None else self._size
+
+    def feed(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._hash is not None:
+            self._hash.update(chunk)
+            return
+        self._chunks.append(chunk)
+        if self._size > self._limit:
+            self._hash = hashlib.sha256()
+            for kept in self._chunks:
+                self._hash.update(kept)
+            self._chunks = []
+
+    def result(self) -> Body:
+        if self._hash is not None:
+            return Body(size=self._size, data=None, digest=self._hash.hexdigest())
+        return Body(size=self._size, data=b"".join(self._chunks))
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one side answered for one exchange: a response, or an error kind.
+
+    Both latencies run from the moment the request was handed to its upstream's
+    pool (connecting included), the same way on every side, so they compare.
+    """
+
+    lane: str  # "primary" for the control, else the lane's name
+    elapsed: float  # seconds until the whole body was read (or the exchange failed)
+    head_elapsed: float | None = None  # seconds until the response head was in
+    status: int | None = None
+    reason: str = ""
+    headers: Headers | None = None
+    body: Body | None = None
+    error: str | None = None  # one of ERROR_KINDS
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request, the control's answer, and each candidate lane's answer by lane name."""
+
+    request: CapturedRequest
+    control: Observation
+    candidates: Mapping[str, Observation]
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One place where a candidate's answer differs from the control's.
+
+    `part` is status, header or body; `path` is `$.a.b[0]` for JSON bodies, `line N`
+    for text, the header name for headers; `kind` is changed, added, removed or
+    type_changed.
+    """
+
+    part: str
+    path: str
+    kind: str
+    control: Any
+    candidate: Any
+
+
+@dataclass(slots=True)
+class Comparison:
+    """The control compared with one candidate lane.
+
+    Outcome is mismatch if any difference counts, ignored if differences existed and
+    rules excused all of them, match if there were none, shadow_error if the lane
+    gave nothing to compare. `oversized` names the sides ("primary", the lane) whose
+    decoded body passed compare.max_decoded_bytes. `duration` is the time spent
+    comparing, waiting for the comparison worker excluded.
+    """
+
+    exchange: Exchange
+    lane: str
+    outcome: str
+    differences: tuple[Difference, ...] = ()
+    oversized: tuple[str, ...] = ()
+    duration: float = 0.0
+
+    @property
+    def request(self) -> CapturedRequest:
+        return self.exchange.request
+
+    @property
+    def control(self) -> Observation:
+        return self.exchange.control
+
+    @property
+    def candidate(self) -> Observation:
+        return self.exchange.candidates[self.lane]

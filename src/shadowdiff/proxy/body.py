@@ -1,0 +1,143 @@
+"""Request bodies: buffered only when they will be mirrored, streamed otherwise.
+
+A body is needed twice only when its request is mirrored (the primary now, each
+lane later), so only then is it held in memory, whole: when its method is mirrored,
+it fits `mirror.max_body_bytes`, and there is room under `mirror.max_buffered_bytes`
+(every request's held bodies together). Any other body is streamed to the primary
+as it arrives, chunk by chunk, under the upstream's flow control: a 1 GiB upload of
+a method that is not mirrored costs the proxy a few chunks, not 1 GiB.
+
+A body of unknown length (chunked) that would be mirrored is read up to
+`mirror.max_body_bytes`; past that it is not mirrored (`body_too_large`) and the
+part already read is streamed ahead of the rest. Running out of buffer room is
+never the client's problem: the request is served, streamed, and not mirrored
+(`buffer_full`). Whatever the path, `listen.request_timeout` bounds the whole body
+(408) and `listen.max_request_body_bytes` its size (413); a body the parser rejects
+is a 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from shadowdiff.http import _aiohttp
+from shadowdiff.http.client import BodyFailed
+from shadowdiff.http.upstream import StreamedBody
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class BufferBudget:
+    """Bytes of request bodies held for mirroring, all requests together, under a limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  # may change while running; what is held stays held
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
+@dataclass(slots=True)
+class Received:
+    """A request body as the handler goes on with it."""
+
+    body: bytes  # the whole body when buffered; b"" when there is none or it is streamed
+    stream: ClientBody | None  # set when the body goes to the primary as a stream
+    skip: str | None  # a reason not to mirror found while reading (body_too_large, buffer_full)
+    held: int  # budget bytes to give back once nothing needs the body any more
+
+
+_NO_BODY = Received(b"", None, None, 0)
+
+
+class ClientBody:
+    """The client's body as a `BodySource` for the primary: first what was already read,
+    then the rest as it arrives, within the body's deadline and size limit."""
+
+    __slots__ = ("chunked", "finished", "_request", "_pending", "_size", "_limit", "_deadline")
+
+    def __init__(self, request: web.BaseRequest, *, already: list[bytes], limit: int, deadline: float) -> None:
+        self.chunked = request.content_length is None
+        self.finished = False  # the whole body has been handed over
+        self._request = request
+        self._pending = already
+        self._size = sum(len(chunk) for chunk in already)
+        self._limit = limit
+        self._deadline = deadline
+
+    @property
+    def streamed(self) -> StreamedBody:
+        return StreamedBody(self, self._request.content_length)
+
+    async def read(self) -> bytes:
+        if self._pending:
+            return self._pending.pop(0)
+        chunk = await _next_chunk(self._request, self._deadline)
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise BodyFailed(413, f"request body over {self._limit} bytes")
+        if not chunk:
+            self.finished = True
+        return chunk
+
+
+async def receive(
+    request: web.BaseRequest, *, mirror: bool, mirror_limit: int, limit: int, timeout: float, budget: BufferBudget
+) -> Received:
+    """Read what must be read now: the whole body if it will be mirrored, else nothing yet.
+
+    Raises BodyFailed (400, 408, 413) when the client's body fails while being read here.
+    """
+    if not request.body_exists:
+        return _NO_BODY
+    if request.version == (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+        # curl waits a second for this otherwise; aiohttp's low-level server leaves it to us.
+        await _aiohttp.write_interim(request, _CONTINUE)
+    deadline = asyncio.get_running_loop().time() + timeout
+    length = request.content_length
+    if not mirror:
+        return Received(b"", ClientBody(request, already=[], limit=limit, deadline=deadline), None, 0)
+    if length is not None and length > mirror_limit:
+        return Received(b"", ClientBody(request, already=[], limit=limit, deadline=deadline), "body_too_large", 0)
+    if length is not None and not budget.take(length):
+        return Received(b"", ClientBody(request, already=[], limit=limit, deadline=deadline), "buffer_full", 0)
+    held = length or 0
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while chunk := await _next_chunk(request, deadline):
+            size += len(chunk)
+            if size > limit:
+                raise BodyFailed(413, f"request body over {limit} bytes")
+            chunks.append(chunk)
+            if length is not None:
+                continue  # bounded by the declared length, already taken from the budget
+            if size > mirror_limit or not budget.take(len(chunk)):
+                reason = "body_too_large" if size > mirror_limit else "buffer_full"
+                return Received(b"", ClientBody(request, already=chunks, limit=limit, deadline=deadline), reason, held)
+            held += len(chunk)
+    except BaseException:
+        budget.give(held)
+        raise
+    return Received(b"".join(chunks), None, None, held)
+
+
+async def _next_chunk(request: web.BaseRequest, deadline: float) -> bytes:
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await request.content.readany()
+    except TimeoutError:  # a client trickling its body holds nothing past the deadline
+        raise BodyFailed(408, "request body not received in time") from None
+    except HttpProcessingError as exc:  # bad chunk framing and the like
+        raise BodyFailed(400, f"malformed request body: {exc.message}") from None

@@ -1,0 +1,52 @@
+"""What the client gets: the primary's answer relayed unchanged, or the proxy's own short one."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from shadowdiff.http import _aiohttp
+
+# A primary that timed out is a 504; every other failure to answer is a 502.
+_GATEWAY_STATUS = {"timeout": 504}
+
+
+class ProxyResponse(_aiohttp.RelayedResponse):
+    """A response that adds nothing to the primary's headers.
+
+    aiohttp fills in Date, Server and a default Content-Type, and drops
+    Content-Length from 304 answers. For a relayed response those would be changes
+    the primary never made, so they are undone right after aiohttp's header
+    preparation (pinned by the transparency tests).
+    """
+
+    _DEFAULTED = ("Date", "Server", "Content-Type")
+
+    def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str], head_alone: bool = True) -> None:
+        super().__init__(status=status, reason=reason, headers=headers, head_alone=head_alone)
+        # Only what is needed to undo aiohttp's changes, not a copy of every header.
+        self._absent = [name for name in self._DEFAULTED if name not in headers]
+        self._content_length = headers.get("Content-Length")
+
+    def adjust_headers(self, headers: CIMultiDict[str]) -> None:
+        for name in self._absent:
+            headers.popall(name, None)
+        if self.status == 304 and self._content_length is not None and "Content-Length" not in headers:
+            headers["Content-Length"] = self._content_length
+
+
+def plain_response(status: int, text: str, *, close: bool = False) -> web.Response:
+    """The proxy's own answer (errors, refusals): short plain text."""
+    response = web.Response(status=status, text=text + "\n", content_type="text/plain")
+    if close:
+        response.force_close()
+    return response
+
+
+def gateway_status(kind: str) -> int:
+    """The status for a primary that gave no answer head: 504 for a timeout, else 502."""
+    return _GATEWAY_STATUS.get(kind, 502)
+
+
+def gateway_text(kind: str) -> str:
+    return f"primary upstream failed: {kind}"

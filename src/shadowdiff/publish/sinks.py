@@ -1,0 +1,49 @@
+"""The sinks a comparison can reach: today the JSON log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shadowdiff import log
+from shadowdiff.model import MISMATCH, SHADOW, SHADOW_ERROR, Comparison
+from shadowdiff.publish.redact import Report
+
+
+class LogSink:
+    """One JSON line per shadow mismatch (and, at debug level, per shadow error).
+
+    The line's `primary_*` / `shadow_*` fields and each difference's `primary` and
+    `shadow` values are the contract's names for the control and the shadow lane.
+    Lines go through the log's own bounded writer thread, so this sink never waits.
+    """
+
+    name = "log"
+
+    def wants(self, comparison: Comparison) -> bool:
+        if comparison.lane != SHADOW:
+            return False
+        return comparison.outcome == MISMATCH or (comparison.outcome == SHADOW_ERROR and log.enabled("debug"))
+
+    def __call__(self, report: Report) -> None:
+        comparison = report.comparison
+        request, control, shadow = comparison.request, comparison.control, comparison.candidate
+        fields: dict[str, Any] = {
+            "request_id": request.request_id,
+            "method": request.method,
+            "route": request.route,
+            "path": request.path,
+            "primary_status": control.status,
+            "shadow_status": shadow.status,
+            "primary_ms": round(control.elapsed * 1000, 3),
+            "shadow_ms": round(shadow.elapsed * 1000, 3),
+        }
+        if comparison.outcome == SHADOW_ERROR:
+            log.event("debug", "shadow_error", **fields, error=shadow.error, detail=shadow.detail)
+            return
+        fields["differences"] = [difference_fields(d) for d in report.differences]
+        log.event("warning", "mismatch", **fields)
+
+
+def difference_fields(d: Any) -> dict[str, Any]:
+    """A (redacted) difference as the log line shows it."""
+    return {"part": d.part, "path": d.path, "kind": d.kind, "primary": d.control, "shadow": d.candidate}
