@@ -45,7 +45,10 @@ class Backend:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.on_response_prepare.append(_fixed_date)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner, self.url = await serve_app(app, auto_decompress=False)
+        # Generous limits of its own, so the proxy's are the ones a test meets.
+        self._runner, self.url = await serve_app(
+            app, auto_decompress=False, max_headers=1024, max_line_size=1 << 17, max_field_size=1 << 17
+        )
         return self
 
     async def stop(self) -> None:

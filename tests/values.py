@@ -7,14 +7,15 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from shadowdiff.model import SHADOW, BodyCapture, CapturedRequest, Exchange, Observation
+from shadowdiff.model import SHADOW, BodyCapture, CapturedRequest, Comparison, Exchange, Observation
+from shadowdiff.publish.redact import Report
 
 JSON = {"Content-Type": "application/json"}
 
 
-def request(route: str = "/r", method: str = "GET") -> CapturedRequest:
+def request(route: str = "/r", method: str = "GET", target: str = "/r") -> CapturedRequest:
     return CapturedRequest(
-        method=method, target="/r", path="/r", route=route, request_id="id",
+        method=method, target=target, path=target.split("?")[0], route=route, request_id="id",
         headers=CIMultiDictProxy(CIMultiDict()), body=b"", client_host="",
     )  # fmt: skip
 
@@ -33,3 +34,18 @@ def seen(lane: str, body: bytes | Any = b"", status: int = 200, headers: Any = N
 
 def exchange(control: Observation, shadow: Observation, *, route: str = "/r", method: str = "GET") -> Exchange:
     return Exchange(request(route, method), control, {SHADOW: shadow})
+
+
+class Recorder:
+    """A publish sink that keeps every report it gets (and wants all, or none)."""
+
+    def __init__(self, name: str = "recorder", wants: bool = True) -> None:
+        self.name = name
+        self._wants = wants
+        self.reports: list[Report] = []
+
+    def wants(self, comparison: Comparison) -> bool:
+        return self._wants
+
+    def __call__(self, report: Report) -> None:
+        self.reports.append(report)

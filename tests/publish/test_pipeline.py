@@ -15,27 +15,12 @@ from shadowdiff.publish.pipeline import OffLoopSink, Publisher
 from shadowdiff.publish.redact import REDACTED, Redactor, Report
 from shadowdiff.publish.sinks import LogSink
 from tests.metrics_text import MetricsReader
-from tests.values import exchange, seen
+from tests.values import Recorder, exchange, seen
 
 
 def comparison(outcome: str = MISMATCH, *differences: Difference, route: str = "/r") -> Comparison:
     pair = exchange(seen("primary", {"a": 1}), seen("shadow", {"a": 2}, status=500), route=route)
     return Comparison(pair, SHADOW, outcome, differences)
-
-
-class Recorder:
-    """A sink that keeps every report it gets."""
-
-    def __init__(self, name: str = "recorder", wants: bool = True) -> None:
-        self.name = name
-        self._wants = wants
-        self.reports: list[Report] = []
-
-    def wants(self, comparison: Comparison) -> bool:
-        return self._wants
-
-    def __call__(self, report: Report) -> None:
-        self.reports.append(report)
 
 
 def publisher(*sinks, stages=(), metrics: Metrics | None = None) -> tuple[Publisher, Metrics]:

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.backends import Backend, free_port
 from tests.conftest import Served, serve_until_exit, serving
@@ -162,3 +163,43 @@ async def test_a_second_instance_cannot_share_the_port(primary: Backend) -> None
         )  # fmt: skip
         assert code == 1
         assert f"127.0.0.1:{served.port}".encode() in err and b"Traceback" not in err
+
+
+async def test_a_new_config_reaches_every_worker(primary: Backend, shadow: Backend) -> None:
+    """Supervisor.update() sends the live part of a config to each worker over its channel: mirroring paused
+    there takes effect at once on both; a change that needs a restart is refused and sends nothing."""
+    from shadowdiff import config as configuration
+    from shadowdiff.runtime import RestartRequired
+    from shadowdiff.workers.supervisor import Supervisor
+
+    raw = {
+        "listen": {"address": f"127.0.0.1:{free_port()}", "workers": 2},
+        "admin": {"listen": f"127.0.0.1:{free_port()}"},
+        "primary": {"url": primary.url},
+        "shadow": {"url": shadow.url},
+    }
+    supervisor = Supervisor(configuration.from_mapping(raw))
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(supervisor.run(stop))
+    url = f"http://{raw['listen']['address']}"
+    try:
+        async with aiohttp.ClientSession() as client:
+            served = Served(None, 0, int(raw["admin"]["listen"].rsplit(":", 1)[1]))  # type: ignore[arg-type]
+            await until_ready(served, client)
+            assert await get_each_on_its_own_connection(url, 10) == [200] * 10
+            paused = configuration.from_mapping({**raw, "mirror": {"enabled": False}})
+            await supervisor.update(paused)
+            with_restart = configuration.from_mapping({**raw, "listen": {**raw["listen"], "workers": 3}})
+            with pytest.raises(RestartRequired, match="listen.workers"):
+                await supervisor.update(with_restart)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while loop.time() < deadline:  # each worker applies it as soon as its loop reads the frame
+                before = len(shadow.seen)
+                assert await get_each_on_its_own_connection(url, 20) == [200] * 20
+                if len(shadow.seen) == before:
+                    break
+            assert len(shadow.seen) == before  # 20 requests over both workers, none mirrored
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(running, 30) == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from shadowdiff.config.schema import Config
+from shadowdiff.config.schema import Config, HostPort
 
 
 def restart_changes(old: Config, new: Config) -> list[str]:
@@ -20,7 +20,7 @@ def restart_changes(old: Config, new: Config) -> list[str]:
 
 
 def _changes(old: Any, new: Any, path: str, *, restart: bool) -> list[str]:
-    if not dataclasses.is_dataclass(old):
+    if not dataclasses.is_dataclass(old) or isinstance(old, HostPort):  # a value, not a section
         return [path] if restart and old != new else []
     out = []
     for spec in dataclasses.fields(old):

@@ -36,10 +36,11 @@ class Experiment:
 
     The relay calls `deliver()` once the primary's answer is whole (or failed, or the
     client left: None), and checks `wanted` at each chunk: False once the experiment
-    gave up waiting, and nothing more needs capturing.
+    gave up waiting, and nothing more needs capturing. `control` is the future of that
+    observation: whoever waits on it shares it, and nobody cancels it.
     """
 
-    __slots__ = ("request", "lanes", "rules", "body_limit", "control_wait", "wanted", "_control", "_mirror", "_done")
+    __slots__ = ("request", "lanes", "rules", "body_limit", "control_wait", "wanted", "control", "_mirror", "_done")
 
     def __init__(
         self,
@@ -59,13 +60,13 @@ class Experiment:
         self.body_limit = body_limit
         self.control_wait = control_wait
         self.wanted = True
-        self._control: asyncio.Future[Observation | None] = asyncio.get_running_loop().create_future()
+        self.control: asyncio.Future[Observation | None] = asyncio.get_running_loop().create_future()
         self._done = on_done
 
     def deliver(self, observation: Observation | None) -> None:
         """The control's observation (None: the client left, there is nothing to compare)."""
-        if not self._control.done():
-            self._control.set_result(observation)
+        if not self.control.done():
+            self.control.set_result(observation)
 
     def finished(self, task: asyncio.Task[None]) -> None:
         for lane in self.lanes:
@@ -90,7 +91,7 @@ class Experiment:
 
     async def _control_observation(self) -> Observation | None:
         """The control's whole answer; None when it failed or was given up."""
-        control = self._control
+        control = self.control
         if not control.done():
             done, _ = await asyncio.wait((control,), timeout=self.control_wait)
             if not done:

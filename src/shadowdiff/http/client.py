@@ -23,7 +23,8 @@ What it does, the way aiohttp's client did it for the proxy:
 - a request body is either bytes (sent with the head) or a `BodySource` streamed
   chunk by chunk as the client sends it (chunked when its length is unknown), with
   the upstream's flow control respected; an upstream that answers before the whole
-  body is sent gets no more of it, and that connection is not reused.
+  body is sent gets no more of it (seen at the client's next chunk), and that
+  connection is not reused.
 
 Timeouts are attributes (`connect_timeout`, `read_timeout`): a new value applies
 from the next request on, so they can change while serving.
@@ -204,10 +205,16 @@ class ConnectionPool:
                 # said is read next; this connection is not reused.
                 protocol.force_close()
                 return
-            transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if source.chunked else chunk)
-            if transport.get_write_buffer_size() > _HIGH_WATER:
-                async with asyncio.timeout(self.read_timeout):
-                    await drain(protocol)
+            try:
+                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if source.chunked else chunk)
+                if transport.get_write_buffer_size() > _HIGH_WATER:
+                    async with asyncio.timeout(self.read_timeout):
+                        await drain(protocol)
+            except ConnectionError:
+                if not has_answer(protocol):
+                    raise
+                protocol.force_close()  # it answered, then hung up on the rest: its answer stands
+                return
         if source.chunked:
             transport.write(_LAST_CHUNK)
 

@@ -58,7 +58,7 @@ class Received:
     held: int  # budget bytes to give back once nothing needs the body any more
 
 
-_NO_BODY = Received(b"", None, None, 0)
+NO_BODY = Received(b"", None, None, 0)
 
 
 class ClientBody:
@@ -100,7 +100,7 @@ async def receive(
     Raises BodyFailed (400, 408, 413) when the client's body fails while being read here.
     """
     if not request.body_exists:
-        return _NO_BODY
+        return NO_BODY
     if request.version == (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
         # curl waits a second for this otherwise; aiohttp's low-level server leaves it to us.
         await _aiohttp.write_interim(request, _CONTINUE)

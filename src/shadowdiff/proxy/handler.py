@@ -92,18 +92,20 @@ class Proxy:
             return await self._websocket(request, answer, captured)
 
         skip = runtime.policy.skip_reason(request.method, path, request.headers, request.content_length or 0)
-        try:
-            received = await bodies.receive(
-                request,
-                mirror=skip is None,
-                mirror_limit=runtime.policy.max_body_bytes,
-                limit=limit,
-                timeout=config.listen.request_timeout,
-                budget=self._budget,
-            )
-        except BodyFailed as exc:
-            return answer.refuse(exc.status, exc.text, close=True)
-        skip = skip or received.skip
+        received = bodies.NO_BODY
+        if request.body_exists:
+            try:
+                received = await bodies.receive(
+                    request,
+                    mirror=skip is None,
+                    mirror_limit=runtime.policy.max_body_bytes,
+                    limit=limit,
+                    timeout=config.listen.request_timeout,
+                    budget=self._budget,
+                )
+            except BodyFailed as exc:
+                return answer.refuse(exc.status, exc.text, close=True)
+            skip = skip or received.skip
         if skip is not None:
             self._metrics.mirror_skipped.labels(skip).inc()
         captured = self._capture(request, target, path, answer.route, received.body, config.mirror.marker_header)

@@ -1,0 +1,61 @@
+"""Header limits are chosen, not inherited: generous defaults (256 headers, 64 KiB a line) and configurable."""
+
+from __future__ import annotations
+
+from tests import rawhttp
+from tests.backends import Backend
+from tests.conftest import StartProxy, metrics, url_of
+
+
+def _request_with(count: int) -> bytes:
+    extra = "".join(f"X-H{i}: {i}\r\n" for i in range(count))
+    return f"GET /echo HTTP/1.1\r\nHost: a\r\n{extra}Connection: close\r\n\r\n".encode()
+
+
+def _response_with(count: int) -> bytes:
+    extra = "".join(f"X-H{i}: {i}\r\n" for i in range(count))
+    return f"HTTP/1.1 200 OK\r\n{extra}Content-Length: 2\r\n\r\nok".encode()
+
+
+async def test_a_request_with_200_headers_is_proxied(primary: Backend, start_proxy: StartProxy) -> None:
+    """200 request headers (past aiohttp's own default of 128) reach the primary, every one."""
+    proxy = await start_proxy(primary.url)
+    response = await rawhttp.send(url_of(proxy), _request_with(200))
+    assert response.status == 200
+    assert sum(1 for name, _ in primary.seen[-1].headers if name.startswith("X-H")) == 200
+
+
+async def test_a_primary_answer_with_200_headers_is_relayed(start_proxy: StartProxy, raw_backend) -> None:
+    """A primary answering with 200 header lines reaches the client with all of them, not a 502."""
+    backend = await raw_backend(_response_with(200))
+    proxy = await start_proxy(backend.url)
+    response = await rawhttp.send(url_of(proxy), _request_with(0))
+    assert response.status == 200
+    assert sum(1 for name, _ in response.headers if name.startswith("X-H")) == 200
+
+
+async def test_listen_max_headers_is_enforced(primary: Backend, start_proxy: StartProxy) -> None:
+    """Past listen.max_headers the request is refused with 400 and reaches no backend."""
+    proxy = await start_proxy(primary.url, listen={"max_headers": 10})
+    assert (await rawhttp.send(url_of(proxy), _request_with(5))).status == 200
+    assert (await rawhttp.send(url_of(proxy), _request_with(20))).status == 400
+    assert len(primary.seen) == 1
+
+
+async def test_primary_max_headers_is_enforced(start_proxy: StartProxy, raw_backend) -> None:
+    """A primary answer past primary.max_headers is a 502, counted as too_large."""
+    backend = await raw_backend(_response_with(20))
+    proxy = await start_proxy(backend.url, primary={"max_headers": 10})
+    response = await rawhttp.send(url_of(proxy), _request_with(0))
+    assert response.status == 502
+    assert metrics(proxy).value("shadowdiff_upstream_errors_total", upstream="primary", kind="too_large") == 1
+
+
+async def test_a_long_header_line_within_the_limit_passes(primary: Backend, start_proxy: StartProxy) -> None:
+    """A 60 KiB request header line is proxied with the default limit and refused with a 1 KiB one."""
+    line = "v" * (60 * 1024)
+    request = f"GET /echo HTTP/1.1\r\nHost: a\r\nX-Big: {line}\r\nConnection: close\r\n\r\n".encode()
+    default = await start_proxy(primary.url)
+    assert (await rawhttp.send(url_of(default), request)).status == 200
+    small = await start_proxy(primary.url, listen={"max_header_line_bytes": 1024})
+    assert (await rawhttp.send(url_of(small), request)).status in (400, 431)
