@@ -179,6 +179,15 @@ async def serve_until_exit(*args: str, timeout: float = 20.0) -> tuple[int, byte
     return process.returncode, err
 
 
+async def until(condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> None:
+    """Poll `condition()` until it is true; fail if it is not by the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(interval)
+
+
 async def settle(service: ShadowDiff, timeout: float = 10.0) -> None:
     """Wait until the proxy has no shadow work in flight."""
     loop = asyncio.get_running_loop()

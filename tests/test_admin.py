@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 
 from tests.backends import Backend
-from tests.conftest import StartProxy, admin_url_of, url_of
+from tests.conftest import StartProxy, admin_url_of, until, url_of
 
 
 async def test_admin_endpoints(primary: Backend, shadow: Backend, start_proxy: StartProxy, client: aiohttp.ClientSession) -> None:
@@ -43,10 +43,10 @@ async def test_readyz_fails_once_stopping(shadow: Backend, start_proxy: StartPro
     try:
         proxy = await start_proxy(slow.url, shadow.url)
         in_flight = asyncio.ensure_future(client.get(url_of(proxy) + "/x"))
-        await asyncio.sleep(0.2)
+        await until(lambda: slow.seen)  # the request is at the primary, which takes 1 s
         admin = admin_url_of(proxy)
         stopping = asyncio.ensure_future(proxy.stop())
-        await asyncio.sleep(0.2)
+        await until(lambda: not proxy.ready)
         async with client.get(admin + "/readyz") as response:
             assert response.status == 503
         response = await in_flight

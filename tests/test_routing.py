@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
 
+import aiohttp
 import pytest
 
-from shadowdiff import routing
-from shadowdiff.routing import OTHER, RouteTable, collapse
+from shadowdiff.routing import CACHED_PATHS, OTHER, RouteTable, collapse
+from tests.backends import Backend
+from tests.conftest import StartProxy, metrics, url_of
 
 
 @pytest.mark.parametrize(
@@ -60,6 +63,27 @@ def test_route_cache_is_bounded_and_gives_the_uncached_answer() -> None:
     table = RouteTable(["/users/{id}"], max_routes=5)
     paths = [f"/p{i}/x" for i in range(6000)] + ["/users/7", "/a/123"]
     first = {path: table.route(path) for path in paths}
-    assert len(table._cache) <= routing._CACHED_PATHS
+    assert table.cached_paths <= CACHED_PATHS
     assert all(table.route(path) == first[path] for path in reversed(paths))
     assert first["/users/7"] == "/users/{id}" and first["/p5/x"] == "other" and first["/p0/x"] == "/p0/x"
+
+
+async def test_metric_series_bounded_after_10000_random_paths(primary: Backend, start_proxy: StartProxy) -> None:
+    """10,000 requests to random paths leave at most 201 route label values on every metric."""
+    proxy = await start_proxy(primary.url)
+    rng = random.Random(3)
+    paths = ["/" + "/".join("".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(2)) for _ in range(10_000)]
+    connector = aiohttp.TCPConnector(limit=32)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        queue = iter(paths)
+
+        async def worker() -> None:
+            for path in queue:
+                async with session.get(url_of(proxy) + path) as response:
+                    await response.read()
+
+        await asyncio.gather(*(worker() for _ in range(32)))
+    m = metrics(proxy)
+    assert len(primary.seen) == 10_000
+    for name in ("shadowdiff_requests_total", "shadowdiff_upstream_responses_total"):
+        assert len(m.label_values(name, "route")) <= 201, name

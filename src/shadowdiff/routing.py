@@ -15,7 +15,7 @@ from collections.abc import Iterable
 DEFAULT_MAX_ROUTES = 200
 OTHER = "other"
 _MAX_ROUTE_CHARS = 200
-_CACHED_PATHS = 4096
+CACHED_PATHS = 4096
 
 _ID_SEGMENT = re.compile(
     r"""^(?:
@@ -55,11 +55,16 @@ class RouteTable:
         # fixed, seen routes stay seen, and past the cap every new route is `other`).
         self._cache: dict[str, str] = {}
 
+    @property
+    def cached_paths(self) -> int:
+        """Paths whose route is remembered right now (at most 4096)."""
+        return len(self._cache)
+
     def route(self, path: str) -> str:
         """The bounded route label for a request path (no query string)."""
         route = self._cache.get(path)
         if route is None:
-            if len(self._cache) >= _CACHED_PATHS:
+            if len(self._cache) >= CACHED_PATHS:
                 self._cache.clear()  # bounded: random paths cannot grow it
             route = self._cache[path] = self._route(path)
         return route

@@ -22,7 +22,7 @@ from shadowdiff.publish.pipeline import Publisher
 from shadowdiff.publish.redact import Redactor
 from shadowdiff.service import ShadowDiff
 from tests.backends import Backend, serve_app
-from tests.conftest import proxy_config, metrics, settle, url_of
+from tests.conftest import metrics, proxy_config, settle, until, url_of
 from tests.values import Recorder, request, seen
 
 LIMITS = Limits(connect_timeout=1.0, read_timeout=None, total_timeout=5.0, max_connections=10, max_headers=256,
@@ -61,12 +61,6 @@ async def mirror_over() -> AsyncIterator:
             await upstream.close()
 
 
-async def until(condition, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_every_lane_is_sent_and_compared(mirror_over, primary: Backend, shadow: Backend) -> None:

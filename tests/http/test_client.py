@@ -19,6 +19,7 @@ from shadowdiff.http.errors import UpstreamError
 from shadowdiff.http.upstream import Limits, Upstream
 from shadowdiff.model import CapturedRequest
 from tests.backends import ScriptedBackend
+from tests.conftest import until
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -159,7 +160,7 @@ async def test_full_pool_is_a_connect_failure_after_the_connect_timeout(scripted
     assert caught.value.kind == "connect" and "busy" in caught.value.detail
     assert 0.15 < loop.time() - started < 2.0
     waiting = asyncio.ensure_future(fetch(upstream, captured()))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # a while: long enough for a wrongly granted slot to show
     assert not waiting.done()
     await held.content.read()
     held.release()
@@ -223,8 +224,7 @@ async def test_idle_connections_expire(scripted) -> None:
         response.release()
     assert server.connections == 2
     assert pool.open_connections == 1
-    await asyncio.sleep(0.3)  # nothing asks for it: the pool closes it on its own
-    assert pool.open_connections == 0
+    await until(lambda: pool.open_connections == 0)  # nothing asks for it: the pool closes it on its own
     pool.close()
     assert pool.open_connections == 0
 
@@ -250,7 +250,7 @@ async def test_cancelled_waiter_stays_cancelled_when_a_slot_frees_at_once(script
     held = await upstream.open(captured(), CIMultiDict())
     await held.content.read()
     waiting = asyncio.ensure_future(upstream.open(captured(), CIMultiDict()))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the request is now waiting for the full pool's slot
     waiting.cancel()
     held.release()
     with pytest.raises(asyncio.CancelledError):
@@ -264,7 +264,7 @@ async def test_closing_the_pool_fails_its_waiters(scripted, upstreams) -> None:
     upstream = await upstreams(server.url, max_connections=1)
     held = await upstream.open(captured(), CIMultiDict())
     waiting = asyncio.ensure_future(upstream.open(captured(), CIMultiDict()))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the request is now waiting for the full pool's slot
     await upstream.close()
     with pytest.raises(UpstreamError) as caught:
         await waiting
@@ -284,7 +284,7 @@ async def test_a_connection_the_upstream_spoke_on_while_idle_is_not_reused(upstr
                 await reader.readuntil(b"\r\n\r\n")
                 writer.write(OK)
                 await writer.drain()
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the client has put the connection back in the pool
                 writer.write(b"HTTP/1.1 2")  # unsolicited, and incomplete
                 await writer.drain()
                 stray.set()
@@ -298,7 +298,7 @@ async def test_a_connection_the_upstream_spoke_on_while_idle_is_not_reused(upstr
         upstream = await upstreams(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
         assert await fetch(upstream, captured()) == (200, b"ok")
         await asyncio.wait_for(stray.wait(), 5)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the stray bytes reach the idle connection's protocol
         assert await fetch(upstream, captured()) == (200, b"ok")
     finally:
         server.close()

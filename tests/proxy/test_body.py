@@ -11,7 +11,7 @@ import pytest
 
 from tests import rawhttp
 from tests.backends import Backend
-from tests.conftest import StartProxy, connect, metrics, settle, url_of
+from tests.conftest import StartProxy, connect, metrics, settle, until, url_of
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -63,12 +63,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     server.close()
 
 
-async def _until(condition, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_a_body_that_is_not_mirrored_streams_to_the_primary(receiver: Receiver, start_proxy: StartProxy) -> None:
@@ -79,7 +73,7 @@ async def test_a_body_that_is_not_mirrored_streams_to_the_primary(receiver: Rece
     try:
         writer.write(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 600000\r\nConnection: close\r\n\r\n" + half)
         await writer.drain()
-        await _until(lambda: len(receiver.received) >= 250_000)  # the proxy relays as it reads
+        await until(lambda: len(receiver.received) >= 250_000)  # the proxy relays as it reads
         writer.write(b"b" * 300_000)
         await writer.drain()
         response = rawhttp.parse(await asyncio.wait_for(reader.read(), 5))
