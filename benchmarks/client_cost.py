@@ -6,7 +6,7 @@
 One process sends the same GET (the headers a proxied request carries) to one loopback
 backend, 50 at a time over keep-alive connections, first with an `aiohttp.ClientSession`
 set up as shadowdiff 0.3.0 had it (no decompression, no cookie jar, no default headers,
-no redirects), then with `shadowdiff.forward.Upstream` (client.ConnectionPool), reading
+no redirects), then with `shadowdiff.http.upstream.Upstream` (http.client.ConnectionPool), reading
 each body whole. Reported: CPU microseconds per request of this process (getrusage:
 user + system), requests per second, and the ratio, per round. The backend is an aiohttp
 process answering a 1 KB JSON body; with more than one CPU it runs on the first and this
@@ -67,14 +67,16 @@ async def run(port: int, requests: int, rounds: int, concurrency: int) -> None:
     import aiohttp
     from multidict import CIMultiDict, CIMultiDictProxy
 
-    from shadowdiff.forward import CapturedRequest, Upstream
+    from shadowdiff.http.upstream import Limits, Upstream
+    from shadowdiff.model import CapturedRequest
 
     url = f"http://127.0.0.1:{port}"
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=100), auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"), trust_env=False,
     )
-    upstream = Upstream("primary", url, connect_timeout=5, read_timeout=30, total_timeout=None, max_connections=100)
+    upstream = Upstream("primary", url, Limits(connect_timeout=5, read_timeout=30, total_timeout=None, max_connections=100,
+                                               max_headers=256, max_header_line_bytes=65536))
     await upstream.start()
     captured = CapturedRequest("GET", "/data.json", "/data.json", "/data.json", "0" * 32,
                                CIMultiDictProxy(CIMultiDict(HEADERS)), b"", "backend")

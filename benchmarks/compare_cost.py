@@ -44,7 +44,7 @@ import orjson
 from shadowdiff.compare.body import BodyResult, BodyView, Limits, compare_bodies
 from shadowdiff.compare.rules import EMPTY, RuleSet, compile_rules
 from shadowdiff.config import RuleConfig
-from shadowdiff.forward import Body
+from shadowdiff.model import Body
 
 from common import cpu_model
 

@@ -1,3 +1,3 @@
 """shadowdiff: a traffic-mirroring shadow-testing proxy."""
 
-__version__ = "0.4.0"
+__version__ = "0.5.0.dev0"

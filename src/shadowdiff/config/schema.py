@@ -173,7 +173,7 @@ class ShadowConfig:
     url: str = _setting("", _upstream_url, secret=True, restart=True)
     timeout: float = _setting(5.0, _positive)
     connect_timeout: float = _setting(1.0, _positive)
-    host_header: str = _setting("own", _one_of("own", "client"))
+    host_header: str = _setting("own", _one_of("own", "client"), restart=True)
     max_headers: int = _setting(MAX_HEADERS, _positive, restart=True)
     max_header_line_bytes: int = _setting(MAX_HEADER_LINE_BYTES, _positive, restart=True)
 
@@ -191,8 +191,8 @@ class MirrorConfig:
     # Request bodies held for mirroring, all requests together; past it a body is streamed
     # to the primary and not mirrored (skip reason buffer_full).
     max_buffered_bytes: int = _setting(64 * MiB, _non_negative)
-    marker_header: str = _setting("X-Shadow-Request", _header_name)
-    marker_value: str = _setting("true")
+    marker_header: str = _setting("X-Shadow-Request", _header_name, restart=True)
+    marker_value: str = _setting("true", restart=True)
     drain_timeout: float = _setting(5.0, _non_negative)
     breaker_failures: int = _setting(20, _non_negative, restart=True)
     breaker_cooldown: float = _setting(5.0, _positive, restart=True)
