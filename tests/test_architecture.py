@@ -59,6 +59,15 @@ def test_no_import_cycles() -> None:
     assert cycles == []
 
 
+def test_compare_depends_on_the_model_alone() -> None:
+    """Nothing in compare/ imports a shadowdiff module outside compare/ but the model; the model imports none."""
+    for name in MODULES:
+        if name.startswith("shadowdiff.compare"):
+            outside = {m for m in _imports(name) if not m.startswith("shadowdiff.compare") and m != "shadowdiff.model"}
+            assert outside == set(), name
+    assert _imports("shadowdiff.model") == set()
+
+
 @pytest.mark.parametrize("module", ["shadowdiff.model", "shadowdiff.compare", "shadowdiff.experiment.worker_main"])
 def test_the_comparison_side_loads_no_proxy_dependencies(module: str) -> None:
     """Importing the model, the comparison engine or the comparison worker's main loads no aiohttp, no yaml and

@@ -212,7 +212,7 @@ class Metrics:
             self.shadow_in_flight.set_function(read)
 
     def watch_sink(self, name: str, read: Callable[[], int]) -> None:
-        """shadowdiff_sink_dropped_total{sink=name} follows `read()`, a count kept by the sink's thread."""
+        """shadowdiff_sink_dropped_total{sink=name} follows `read()`, the sink's own count of drops."""
         self._sink_dropped[name] = (read, [0])
         self.sink_dropped.labels(name)
 

@@ -9,15 +9,15 @@ lane's. Comparing the control with one lane gives a `Comparison`: an outcome and
 the `Difference`s behind it.
 
 Per-request classes are `slots` dataclasses, not frozen (a frozen one costs about
-1 us more to build); nothing mutates them once built.
+1 us more to build); nothing mutates them once published (the comparator sets a
+Comparison's `duration` as it finishes it).
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 # Lanes and sides. The control is the primary's answer as the client got it.
@@ -76,7 +76,6 @@ class CapturedRequest:
     headers: Headers
     body: bytes  # the whole body when it is mirrored; b"" when there is none or it was streamed
     client_host: str  # the Host header the client sent ("" if none)
-    started: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
 """The live part of the config, as one snapshot the request path reads.
 
 A `Runtime` is built from a Config with everything derived from it that a request
-needs: the mirror policy, the route table, the compiled rules, the compare limits.
+needs: the mirror policy, the route table, the compiled rules. (Settings held by
+long-lived parts, such as upstream timeouts and the comparator's limits, are handed
+to them by `ShadowDiff.apply()`.)
 `RuntimeHolder.current` is read once per request, so a request sees one snapshot
 from start to end; `swap()` replaces it atomically (one attribute store on the
 event loop). Caches are rebuilt with their inputs only: the route table, and the

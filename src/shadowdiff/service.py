@@ -31,7 +31,7 @@ from shadowdiff.experiment.mirror import Mirror
 from shadowdiff.http.upstream import Limits, Upstream
 from shadowdiff.metrics import Metrics
 from shadowdiff.model import CONTROL, SHADOW
-from shadowdiff.proxy.body import BufferBudget
+from shadowdiff.proxy.request_body import BufferBudget
 from shadowdiff.proxy.handler import Proxy
 from shadowdiff.proxy.listener import MalformedRequests, TrafficServer
 from shadowdiff.publish.pipeline import Publisher, Sink
@@ -179,6 +179,7 @@ class ShadowDiff:
         if traffic is not None:
             await traffic.cleanup()  # stops accepting; waits for in-flight client requests
         cancelled = await self.mirror.drain(self.config.mirror.drain_timeout)
+        await asyncio.to_thread(self.publisher.close)  # sinks' own threads: off the loop
         await self.comparator.close()
         await self.primary.close()
         await self.shadow.upstream.close()

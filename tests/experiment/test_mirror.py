@@ -145,7 +145,7 @@ async def test_an_abandoned_relay_stops_capturing(shadow: Backend, client: aioht
     assert metrics(proxy).value("shadowdiff_mirror_skipped_total", reason="primary_unfinished") == 1
 
 
-async def test_latency_is_measured_the_same_way_on_both_legs(start_proxy, client: aiohttp.ClientSession) -> None:
+async def test_latency_is_measured_the_same_way_on_both_legs(client: aiohttp.ClientSession) -> None:
     """Primary and shadow are the same slow service: both legs report the same time to the head and to the whole body."""
     app = _streaming_app(head_delay=0.2, chunks=2, chunk_delay=0.1)
     primary_runner, primary_url = await serve_app(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from multidict import CIMultiDict
 
-from shadowdiff.http import headers as hdr
+from shadowdiff.http import forwarding as hdr
 from tests import rawhttp
 from tests.backends import Backend
 from tests.conftest import StartProxy, settle, url_of

@@ -1,4 +1,4 @@
-"""Header limits are chosen, not inherited: generous defaults (256 headers, 64 KiB a line) and configurable."""
+"""Header limits are chosen, not inherited: generous defaults (128 request and 256 answer lines, 64 KiB a line), configurable."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ def _response_with(count: int) -> bytes:
     return f"HTTP/1.1 200 OK\r\n{extra}Content-Length: 2\r\n\r\nok".encode()
 
 
-async def test_a_request_with_200_headers_is_proxied(primary: Backend, start_proxy: StartProxy) -> None:
-    """200 request headers (past aiohttp's own default of 128) reach the primary, every one."""
-    proxy = await start_proxy(primary.url)
-    response = await rawhttp.send(url_of(proxy), _request_with(200))
+async def test_request_header_count_default_and_setting(primary: Backend, start_proxy: StartProxy) -> None:
+    """120 request headers pass by default and 140 get a 400; with listen.max_headers 256, 200 reach the primary."""
+    default = await start_proxy(primary.url)
+    assert (await rawhttp.send(url_of(default), _request_with(120))).status == 200
+    assert (await rawhttp.send(url_of(default), _request_with(140))).status == 400
+    raised = await start_proxy(primary.url, listen={"max_headers": 256})
+    response = await rawhttp.send(url_of(raised), _request_with(200))
     assert response.status == 200
     assert sum(1 for name, _ in primary.seen[-1].headers if name.startswith("X-H")) == 200
 

@@ -171,13 +171,27 @@ CHUNKED_PUT = (
 )
 
 
-async def test_chunked_request_body_is_streamed_when_not_mirrored(primary: Backend, start_proxy: StartProxy) -> None:
-    """A chunked body that will not be mirrored arrives whole, streamed on with chunked framing (its length unknown)."""
+async def test_a_small_chunked_body_is_sent_whole_with_its_length(primary: Backend, start_proxy: StartProxy) -> None:
+    """A chunked body that ends within the first 64 KiB is read before the primary is asked, and sent with a Content-Length."""
     proxy = await start_proxy(primary.url)
     response = await rawhttp.send(url_of(proxy), CHUNKED_PUT)
     assert response.status == 200
     seen = primary.seen[-1]
     assert seen.body == b"hello world"
+    assert seen.header("Content-Length") == "11"
+    assert not seen.has("Transfer-Encoding")
+
+
+async def test_a_large_chunked_body_is_streamed_chunked(primary: Backend, start_proxy: StartProxy) -> None:
+    """A chunked body past 64 KiB that will not be mirrored is streamed on with chunked framing (its length unknown)."""
+    proxy = await start_proxy(primary.url)
+    piece = b"p" * 30_000
+    body = b"".join(b"%x\r\n%b\r\n" % (len(piece), piece) for _ in range(5)) + b"0\r\n\r\n"
+    head = b"PUT /echo HTTP/1.1\r\nHost: app.example\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    response = await rawhttp.send(url_of(proxy), head + body)
+    assert response.status == 200
+    seen = primary.seen[-1]
+    assert seen.body == piece * 5
     assert seen.header("Transfer-Encoding") == "chunked"
     assert not seen.has("Content-Length")
 

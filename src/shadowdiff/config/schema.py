@@ -138,10 +138,13 @@ def _setting(
 # -- the sections ----------------------------------------------------------------
 
 
-# Header limits for a request head (listen) and for an upstream's response head. At
-# least as generous as Envoy's defaults (100 headers, 60 KiB) and nginx's (8 KiB a
-# line): real answers carry big CSP and cookie headers, and a limit hit is a 400 or 502.
+# Header limits, at least as generous as Envoy's defaults (100 headers, 60 KiB) and
+# nginx's (8 KiB a line). An upstream's answer may have up to 256 lines (real answers
+# carry big CSP and cookie headers; past it, a 502). A client's request may have 128:
+# count x line size bounds a head a client can make the proxy hold (8 MiB, as in 0.4.0;
+# a bound on the whole head is the hardening issue's).
 MAX_HEADERS = 256
+MAX_REQUEST_HEADERS = 128
 MAX_HEADER_LINE_BYTES = 64 * 1024
 
 
@@ -150,7 +153,7 @@ class ListenConfig:
     address: HostPort = _setting(HostPort("0.0.0.0", 8080))
     max_request_body_bytes: int = _setting(10 * MiB, _non_negative)
     max_connections: int = _setting(1024, _positive)
-    max_headers: int = _setting(MAX_HEADERS, _positive)
+    max_headers: int = _setting(MAX_REQUEST_HEADERS, _positive)
     max_header_line_bytes: int = _setting(MAX_HEADER_LINE_BYTES, _positive)
     idle_timeout: float = _setting(75.0, _positive)
     request_timeout: float = _setting(60.0, _positive)

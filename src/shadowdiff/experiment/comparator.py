@@ -34,6 +34,7 @@ from shadowdiff.config import CompareConfig
 from shadowdiff.model import SHADOW_ERROR, Comparison, Exchange
 
 START_DEADLINE = 30.0  # seconds for a new worker process to say it is ready
+RESTART_PAUSE = 5.0  # seconds before a worker that could not start is tried again
 _WORKER = (sys.executable, "-m", "shadowdiff.experiment.worker_main")
 
 
@@ -54,6 +55,7 @@ class Comparator:
         self._queue: deque[_Job] = deque()
         self._runner: asyncio.Task[None] | None = None
         self._busy = False  # the worker has a job
+        self._down_until = 0.0  # loop time before which no new worker is started
         self._process: asyncio.subprocess.Process | None = None
 
     def configure(self, config: CompareConfig) -> None:
@@ -68,27 +70,40 @@ class Comparator:
         """The comparison worker's process id, None while there is none."""
         return self._process.pid if self._process is not None else None
 
-    async def compare(self, exchange: Exchange, lane: str, rules: RuleSet) -> Comparison:
-        """The control compared with `lane`. Raises CompareFailed or ComparisonQueueFull, nothing else."""
+    def compare_now(self, exchange: Exchange, lane: str, rules: RuleSet) -> Comparison | None:
+        """The comparison, when it is made on the event loop (identical, or small and unencoded
+        bodies: no coroutine, no wait); None when it belongs to the worker (use `compare()`).
+        Raises CompareFailed if the engine fails."""
         candidate = exchange.candidates[lane]
         if not candidate.ok:
             return Comparison(exchange, lane, SHADOW_ERROR)
         control_view, candidate_view = body_view(exchange.control), body_view(candidate)
+        if not self._inline(control_view, candidate_view):
+            return None
         try:
-            if self._inline(control_view, candidate_view):
-                started = time.perf_counter()
-                body = compare_bodies(control_view, candidate_view, rules, self.limits)
-                spent = time.perf_counter() - started
-            else:
-                body, spent = await self._offloaded(control_view, candidate_view, rules)
             started = time.perf_counter()
+            body = compare_bodies(control_view, candidate_view, rules, self.limits)
             comparison = assemble(exchange, lane, rules, self.limits, body)
-            comparison.duration = spent + time.perf_counter() - started
-            return comparison
-        except (CompareFailed, ComparisonQueueFull):
-            raise
         except Exception as exc:  # a bug or an input the engine cannot take: data, not a crash
             raise CompareFailed(f"{type(exc).__name__}: {exc}") from exc
+        comparison.duration = time.perf_counter() - started
+        return comparison
+
+    async def compare(self, exchange: Exchange, lane: str, rules: RuleSet) -> Comparison:
+        """The control compared with `lane`, inline or in the worker. Raises CompareFailed or
+        ComparisonQueueFull, nothing else."""
+        comparison = self.compare_now(exchange, lane, rules)
+        if comparison is not None:
+            return comparison
+        control_view, candidate_view = body_view(exchange.control), body_view(exchange.candidates[lane])
+        body, spent = await self._offloaded(control_view, candidate_view, rules)
+        try:
+            started = time.perf_counter()
+            comparison = assemble(exchange, lane, rules, self.limits, body)
+        except Exception as exc:
+            raise CompareFailed(f"{type(exc).__name__}: {exc}") from exc
+        comparison.duration = spent + time.perf_counter() - started
+        return comparison
 
     def _inline(self, control: BodyView, candidate: BodyView) -> bool:
         p, s = control.body, candidate.body
@@ -144,7 +159,7 @@ class Comparator:
         except TimeoutError:
             await self._kill()  # the worker is stuck on this input: replace it
             raise CompareFailed(f"comparison took longer than compare.timeout ({self._timeout} s)") from None
-        except (OSError, EOFError, frames.FrameError):
+        except Exception:  # EOF, a broken pipe, a frame cut or garbled: the worker is gone
             await self._kill()
             raise CompareFailed("the comparison worker died") from None
         if reply[0] == "ok":
@@ -152,22 +167,32 @@ class Comparator:
         raise CompareFailed(reply[1])
 
     async def _worker(self) -> asyncio.subprocess.Process:
-        """The running worker, or a new one once it says it is ready."""
+        """The running worker, or a new one once it says it is ready. A worker that could
+        not start is not tried again for RESTART_PAUSE seconds: jobs fail at once meanwhile."""
         if self._process is not None and self._process.returncode is None:
             return self._process
         await self._kill()
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._down_until:
+            raise CompareFailed("the comparison worker could not start; trying again shortly")
+        # Its own session: a Ctrl-C in the terminal is the proxy's to handle, not the worker's.
         process = await asyncio.create_subprocess_exec(
-            *_WORKER, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**20
+            *_WORKER, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True
         )
         assert process.stdout is not None
         try:
             async with asyncio.timeout(START_DEADLINE):
                 ready = await frames.read(process.stdout)
-        except (TimeoutError, EOFError, frames.FrameError):
+        except Exception:  # silent, dead, or not speaking our frames
             ready = None
+        except BaseException:  # cancelled while it started (shutdown): it must not outlive us
+            process.kill()
+            await asyncio.shield(process.wait())
+            raise
         if ready != ("ready",):
             process.kill()
             await process.wait()
+            self._down_until = loop.time() + RESTART_PAUSE
             raise CompareFailed("the comparison worker did not start")
         self._process = process
         return process

@@ -69,6 +69,10 @@ class Lane:
     async def send(self, request: CapturedRequest, *, body_limit: int) -> Observation:
         """The lane's answer to `request` (never raises); counted, and told to the breaker."""
         observation = await self.upstream.observe(request, self.headers_for(request), lane=self.name, body_limit=body_limit)
+        return self.observed(request, observation)
+
+    def observed(self, request: CapturedRequest, observation: Observation) -> Observation:
+        """Count the lane's answer and tell the breaker (`send()` does; the one-lane path calls it itself)."""
         self.breaker.record(observation.ok)
         if observation.ok:
             assert observation.status is not None

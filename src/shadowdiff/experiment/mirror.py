@@ -78,30 +78,35 @@ class Experiment:
     async def run(self) -> None:
         request, lanes = self.request, self.lanes
         if len(lanes) == 1:  # today's case: no gather, no extra task
-            candidates = {lanes[0].name: await lanes[0].send(request, body_limit=self.body_limit)}
+            lane = lanes[0]
+            observation = await lane.upstream.observe(request, lane.headers_for(request), lane=lane.name, body_limit=self.body_limit)
+            candidates = {lane.name: lane.observed(request, observation)}
         else:
             sent = await asyncio.gather(*(lane.send(request, body_limit=self.body_limit) for lane in lanes))
             candidates = {lane.name: observation for lane, observation in zip(lanes, sent)}
-        control = await self._control_observation()
-        if control is None:
-            return
-        exchange = Exchange(request, control, candidates)
-        for lane in lanes:
-            await self._mirror.judge(exchange, lane.name, self.rules)
-
-    async def _control_observation(self) -> Observation | None:
-        """The control's whole answer; None when it failed or was given up."""
+        # The control's whole answer. Waiting never cancels its future: others may share it.
         control = self.control
         if not control.done():
             done, _ = await asyncio.wait((control,), timeout=self.control_wait)
             if not done:
                 self.wanted = False  # the relay stops capturing at its next chunk
                 self._mirror.skipped("primary_unfinished")
-                return None
-        observation = control.result()
-        if observation is None or not observation.ok:
-            return None  # the primary's failure is counted on its own, never compared
-        return observation
+                return
+        primary = control.result()
+        if primary is None or not primary.ok:
+            return  # the primary's failure is counted on its own, never compared
+        exchange = Exchange(request, primary, candidates)
+        mirror = self._mirror
+        for lane in lanes:
+            try:
+                comparison = mirror.comparator.compare_now(exchange, lane.name, self.rules)
+            except CompareFailed as exc:
+                mirror.failed(request, exc)
+                continue
+            if comparison is None:  # too large or encoded for the event loop
+                await mirror.judge(exchange, lane.name, self.rules)
+            else:
+                mirror.publisher.publish(comparison)
 
 
 class Mirror:
@@ -135,7 +140,10 @@ class Mirror:
         on_done: Callable[[], None] | None = None,
     ) -> Experiment | None:
         """Start the experiment for `request` on every lane under its bounds; None if none took it."""
-        lanes = [lane for lane in self.lanes if lane.admit()]
+        if len(self.lanes) == 1:  # today's case, without a list comprehension per request
+            lanes = list(self.lanes) if self.lanes[0].admit() else []
+        else:
+            lanes = [lane for lane in self.lanes if lane.admit()]
         if not lanes:
             return None
         experiment = Experiment(
@@ -147,19 +155,21 @@ class Mirror:
         return experiment
 
     async def judge(self, exchange: Exchange, lane: str, rules: RuleSet) -> None:
-        """Compare one lane with the control and publish the result; failures are counted."""
-        request = exchange.request
+        """Compare one lane with the control (in the worker if need be) and publish the result."""
         try:
             comparison = await self.comparator.compare(exchange, lane, rules)
         except ComparisonQueueFull:
             self.skipped("compare_queue_full")
             return
         except CompareFailed as exc:
-            # Neither mirrored nor an outcome: counted on its own, one line, no traceback flood.
-            self._metrics.compare_failures.inc()
-            log.event("error", "compare_failed", request_id=request.request_id, route=request.route, error=str(exc)[:300])
+            self.failed(exchange.request, exc)
             return
         self.publisher.publish(comparison)
+
+    def failed(self, request: CapturedRequest, exc: CompareFailed) -> None:
+        """Neither mirrored nor an outcome: counted on its own, one line, no traceback flood."""
+        self._metrics.compare_failures.inc()
+        log.event("error", "compare_failed", request_id=request.request_id, route=request.route, error=str(exc)[:300])
 
     async def drain(self, timeout: float) -> int:
         """Wait up to `timeout` for running experiments, cancel the rest; how many were cancelled."""

@@ -44,9 +44,6 @@ class MirrorPolicy:
     def max_body_bytes(self) -> int:
         return self._config.max_body_bytes
 
-    def wants_method(self, method: str) -> bool:
-        return self._config.enabled and method in self._methods
-
     def skip_reason(self, method: str, path: str, headers: Headers, body_size: int) -> str | None:
         """None to mirror, else the `mirror_skipped_total` reason (`body_size`: as far as known)."""
         config = self._config

@@ -13,6 +13,7 @@ stdout carries frames only: anything else that would print goes to stderr.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -20,11 +21,18 @@ from shadowdiff import frames
 from shadowdiff.compare.body import compare_bodies
 
 
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # a pipe may take a large frame in pieces
+        view = view[os.write(fd, view) :]
+
+
 def main() -> int:
-    results = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the proxy stops us (closing stdin), not Ctrl-C
+    results = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not break a frame
     jobs = sys.stdin.fileno()
-    results.write(frames.encode(("ready",)))
+    _write(results, frames.encode(("ready",)))
     while True:
         try:
             control, candidate, rules, limits = frames.read_blocking(jobs)
@@ -39,7 +47,7 @@ def main() -> int:
             frame = frames.encode(reply)
         except Exception as exc:  # a result pickle cannot take (nested too deep)
             frame = frames.encode(("error", f"{type(exc).__name__}: {exc}"[:300]))
-        results.write(frame)
+        _write(results, frame)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class ClientProtocol(ResponseHandler):
     for the start of the next answer)."""
 
     skip_payload: bool | None = None  # None: no parser yet
+    applied_timeout: float | None = None  # the read timeout last given to the parser
     idle = False
     spoke_while_idle = False
 
@@ -46,9 +47,9 @@ class ClientProtocol(ResponseHandler):
         super().data_received(data)
 
 
-def serialize_head(request_line: str, headers: CIMultiDict[str]) -> bytes:
-    """A request head as aiohttp's client writes it; refuses CR, LF and NUL in headers (ValueError)."""
-    return _serialize_headers(request_line, headers)
+# serialize_head(request_line, headers) -> bytes: a request head as aiohttp's client writes
+# it; refuses CR, LF and NUL in headers (ValueError). Bound, not wrapped: it runs per request.
+serialize_head = _serialize_headers
 
 
 async def drain(protocol: ClientProtocol) -> None:
@@ -57,8 +58,16 @@ async def drain(protocol: ClientProtocol) -> None:
 
 
 def has_answer(protocol: ClientProtocol) -> bool:
-    """Whether a response head (or an error) is already waiting to be read."""
-    return bool(len(protocol)) or protocol.exception() is not None
+    """Whether a final response head (not a 1xx) or an error is already waiting to be read.
+
+    Reads the protocol's queue of parsed (message, payload) pairs, DataQueue._buffer.
+    """
+    if protocol.exception() is not None:
+        return True
+    for (message, _payload), _size in protocol._buffer:
+        if message.code >= 200 or message.code == 101:
+            return True
+    return False
 
 
 def head_too_large(exc: BaseException) -> bool:

@@ -53,9 +53,10 @@ _HIGH_WATER = 64 * 1024
 
 class BodyFailed(Exception):
     """The client's request body failed while it was being sent upstream: too slow, too
-    large or malformed. `status` and `text` are the client's answer (408, 413, 400)."""
+    large or malformed. `status` and `text` are the client's answer (408, 413, 400);
+    `status` is None when the client left, and nobody is there to answer."""
 
-    def __init__(self, status: int, text: str) -> None:
+    def __init__(self, status: int | None, text: str) -> None:
         super().__init__(text)
         self.status = status
         self.text = text
@@ -149,7 +150,9 @@ class ConnectionPool:
         streamed = not isinstance(body, bytes)
         retry = retry and not streamed
         while True:
-            protocol, reused = await self._acquire()
+            # A streamed body cannot be sent twice, so it never risks a connection the
+            # upstream may have closed while it sat idle: it gets a new one.
+            protocol, reused = await self._acquire(fresh=streamed)
             if protocol.skip_payload is not skip_payload:
                 # A response parser per connection, not per request: after a whole response
                 # llhttp is ready for the next one (a connection with anything left over is
@@ -163,9 +166,9 @@ class ConnectionPool:
                     max_field_size=self._max_field_size,
                     max_headers=self._max_headers,
                 )
-                protocol.skip_payload = skip_payload
-            elif protocol.read_timeout != self.read_timeout:
-                protocol.read_timeout = self.read_timeout
+                protocol.skip_payload, protocol.applied_timeout = skip_payload, self.read_timeout
+            elif protocol.applied_timeout is not self.read_timeout:  # a live change since
+                protocol.read_timeout = protocol.applied_timeout = self.read_timeout
             try:
                 transport = protocol.transport
                 if transport is None:  # closed between the pool's check and now
@@ -237,12 +240,15 @@ class ConnectionPool:
         if self._closed:
             raise ConnectFailed(f"connection pool to {self.host}:{self.port} is closed")
 
-    async def _acquire(self) -> tuple[ClientProtocol, bool]:
-        """An idle connection (reused=True), or a new one within the connect deadline."""
+    async def _acquire(self, *, fresh: bool = False) -> tuple[ClientProtocol, bool]:
+        """An idle connection (reused=True), or a new one within the connect deadline
+        (always a new one when `fresh`: an idle connection then only gives up its slot)."""
         self._refuse_if_closed()
         protocol = self._take_idle()
         if protocol is not None:
-            return protocol, True
+            if not fresh:
+                return protocol, True
+            self._discard(protocol)
         try:
             async with asyncio.timeout(self.connect_timeout):
                 while self._limit and self._open >= self._limit:
@@ -250,7 +256,9 @@ class ConnectionPool:
                     self._refuse_if_closed()
                     protocol = self._take_idle()
                     if protocol is not None:
-                        return protocol, True
+                        if not fresh:
+                            return protocol, True
+                        self._discard(protocol)
                 self._open += 1
                 try:
                     return await self._connect(), False

@@ -17,13 +17,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from shadowdiff.experiment.mirror import Experiment, Mirror
-from shadowdiff.http import headers as hdr
+from shadowdiff.http import forwarding as hdr
 from shadowdiff.http.client import BodyFailed
 from shadowdiff.http.errors import UpstreamError
 from shadowdiff.http.upstream import Upstream
 from shadowdiff.metrics import Metrics, method_label
 from shadowdiff.model import CapturedRequest, Observation
-from shadowdiff.proxy import body as bodies, websocket
+from shadowdiff.proxy import request_body as bodies, websocket
 from shadowdiff.proxy.relay import relay
 from shadowdiff.proxy.response import ProxyResponse, gateway_status, gateway_text, plain_response
 from shadowdiff.runtime import Runtime, RuntimeHolder
@@ -91,9 +91,11 @@ class Proxy:
             captured = self._capture(request, target, path, answer.route, b"", config.mirror.marker_header)
             return await self._websocket(request, answer, captured)
 
-        skip = runtime.policy.skip_reason(request.method, path, request.headers, request.content_length or 0)
+        has_body = request.body_exists
+        size = (request.content_length or 0) if has_body else 0
+        skip = runtime.policy.skip_reason(request.method, path, request.headers, size)
         received = bodies.NO_BODY
-        if request.body_exists:
+        if has_body:
             try:
                 received = await bodies.receive(
                     request,
@@ -104,7 +106,7 @@ class Proxy:
                     budget=self._budget,
                 )
             except BodyFailed as exc:
-                return answer.refuse(exc.status, exc.text, close=True)
+                return self._body_failed(answer, exc)
             skip = skip or received.skip
         if skip is not None:
             self._metrics.mirror_skipped.labels(skip).inc()
@@ -125,6 +127,13 @@ class Proxy:
             return self._primary_failed(answer, exc.kind)
         answer.status = 101
         return response
+
+    @staticmethod
+    def _body_failed(answer: _Answer, exc: BodyFailed) -> web.Response:
+        """The client's body failed: its answer (408, 413, 400); no count if the client left."""
+        if exc.status is None:
+            return plain_response(400, exc.text, close=True)  # nobody reads it: not counted
+        return answer.refuse(exc.status, exc.text, close=True)
 
     def _primary_failed(self, answer: _Answer, kind: str) -> web.Response:
         """Count a primary that gave no answer head, and tell the client: 504 for a timeout, else 502."""
@@ -169,7 +178,7 @@ class Proxy:
                     captured, CIMultiDict(captured.headers), streamed=stream.streamed if stream is not None else None
                 )
             except BodyFailed as exc:  # the client's body failed on its way to the primary
-                return answer.refuse(exc.status, exc.text, close=True)
+                return self._body_failed(answer, exc)
             except UpstreamError as exc:
                 return self._primary_failed(answer, exc.kind)
             head_elapsed = time.perf_counter() - started

@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 
 from shadowdiff.experiment.mirror import Experiment
-from shadowdiff.http import headers as hdr
+from shadowdiff.http import forwarding as hdr
 from shadowdiff.http.client import Response
 from shadowdiff.http.errors import classify, describe
 from shadowdiff.model import CONTROL, BodyCapture, Observation
@@ -57,6 +57,7 @@ async def relay(
     transport = request.transport
     if transport is None:
         return response, None  # the client left before the answer
+    whole: float | None = None  # when the last byte came from the primary, before it was written on
     while True:
         try:
             chunk = await reader.readany()
@@ -67,6 +68,8 @@ async def relay(
             )
         if not chunk:
             break
+        if reader.is_eof():
+            whole = time.perf_counter()
         if capture is not None:
             if experiment is not None and experiment.wanted:
                 capture.feed(chunk)
@@ -89,7 +92,7 @@ async def relay(
             return response, None
     observation = Observation(
         CONTROL,
-        time.perf_counter() - started,
+        (whole or time.perf_counter()) - started,  # upstream-side, like every lane's: no client back-pressure
         head_elapsed,
         status=upstream.status,
         reason=upstream.reason or "",

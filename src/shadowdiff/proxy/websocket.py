@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from shadowdiff.http.errors import UpstreamError, classify, describe
-from shadowdiff.http.headers import tokens
+from shadowdiff.http.forwarding import tokens
 from shadowdiff.http.upstream import Upstream
 from shadowdiff.model import CapturedRequest
 

@@ -12,7 +12,7 @@
    `OffLoopSink`: a bounded queue and a thread, so the event loop never waits on
    it; past the queue's bound reports are dropped and counted.
 
-A stage or a sink that fails is logged (`sink_failed`) and skipped; it never takes
+A stage or a sink that fails is logged (`stage_failed`, `sink_failed`) and skipped; it never takes
 the proxy or the other sinks down with it.
 """
 
@@ -23,7 +23,7 @@ from typing import Protocol
 
 from shadowdiff import log
 from shadowdiff.metrics import Metrics
-from shadowdiff.model import SHADOW, Comparison
+from shadowdiff.model import SHADOW, SHADOW_ERROR, Comparison
 from shadowdiff.offloop import OffLoop
 from shadowdiff.publish.redact import Redactor, Report
 
@@ -76,23 +76,30 @@ class Publisher:
             if isinstance(sink, OffLoopSink):
                 metrics.watch_sink(sink.name, lambda sink=sink: sink.dropped)
 
+    def close(self, timeout: float = 2.0) -> None:
+        """Let sinks with a thread of their own write what they hold (up to `timeout` each)."""
+        for sink in self._sinks:
+            if isinstance(sink, OffLoopSink):
+                sink.close(timeout)
+
     def publish(self, comparison: Comparison) -> None:
         for stage in self._stages:
             try:
                 result = stage(comparison)
             except Exception as exc:  # a broken stage passes the comparison on unchanged
-                log.event("error", "sink_failed", sink=getattr(stage, "__name__", type(stage).__name__), exc_info=exc)
+                log.event("error", "stage_failed", stage=getattr(stage, "__name__", type(stage).__name__), exc_info=exc)
                 continue
             if result is None:
                 return
             comparison = result
         self._count(comparison)
-        wanting = [sink for sink in self._sinks if self._wants(sink, comparison)]
-        if not wanting:
-            return
-        report = self.redactor.report(comparison)
-        for sink in wanting:
+        report: Report | None = None
+        for sink in self._sinks:
             try:
+                if not sink.wants(comparison):
+                    continue
+                if report is None:  # redacted once, for every sink that wants it
+                    report = self.redactor.report(comparison)
                 sink(report)
             except Exception as exc:  # a broken sink is reported, never raised into the proxy
                 log.event("error", "sink_failed", sink=sink.name, exc_info=exc)
@@ -107,12 +114,5 @@ class Publisher:
             metrics.differences.labels(route, difference.part).inc()
         for side in comparison.oversized:
             metrics.bodies_too_large.labels(side).inc()
-        metrics.compare_duration.observe(comparison.duration)
-
-    @staticmethod
-    def _wants(sink: Sink, comparison: Comparison) -> bool:
-        try:
-            return sink.wants(comparison)
-        except Exception as exc:
-            log.event("error", "sink_failed", sink=sink.name, exc_info=exc)
-            return False
+        if comparison.outcome != SHADOW_ERROR:  # nothing was compared
+            metrics.compare_duration.observe(comparison.duration)

@@ -121,9 +121,11 @@ class Worker:
         self.ready = True
 
     async def send(self, message: tuple) -> None:
-        """One frame to the worker (a worker that is gone or going misses it)."""
+        """One frame to a ready worker. One that is starting gets none (its start frame
+        must come first, and it starts with the supervisor's current config anyway); one
+        that is gone or going misses it."""
         process = self.process
-        if process is None or process.stdin is None or process.returncode is not None:
+        if not self.ready or process is None or process.stdin is None or process.returncode is not None:
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
             process.stdin.write(frames.encode(message))

@@ -30,6 +30,7 @@ class _Channel:
         self._stop = stop
         self._decoder = frames.Decoder(_MAX_FRAME_BYTES)
         self.service: ShadowDiff | None = None
+        self.pending: Config | None = None
 
     def readable(self) -> None:
         try:
@@ -50,13 +51,25 @@ class _Channel:
 
     def _handle(self, message: Any) -> None:
         kind = message[0]
-        if kind == "config" and self.service is not None:
-            try:
-                self.service.apply(message[1])
-            except RestartRequired as exc:  # the supervisor checks first: not expected
-                log.event("error", "config_refused", error=str(exc))
-        else:
+        if kind != "config":
             log.event("warning", "worker_message_ignored", kind=str(kind))
+        elif self.service is None:
+            self.pending = message[1]  # still starting: applied once it is ready
+        else:
+            self.apply(message[1])
+
+    def ready(self, service: ShadowDiff) -> None:
+        self.service = service
+        if self.pending is not None:
+            self.apply(self.pending)
+            self.pending = None
+
+    def apply(self, config: Config) -> None:
+        assert self.service is not None
+        try:
+            self.service.apply(config)
+        except RestartRequired as exc:  # the supervisor checks first: not expected
+            log.event("error", "config_refused", error=str(exc))
 
 
 async def _work(config: Config, ready_fd: int) -> int:
@@ -68,7 +81,7 @@ async def _work(config: Config, ready_fd: int) -> int:
     loop.add_reader(sys.stdin.fileno(), channel.readable)
 
     def ready(service: ShadowDiff) -> None:
-        channel.service = service
+        channel.ready(service)
         try:
             os.write(ready_fd, b"1")
         except BrokenPipeError:  # the supervisor stopped waiting: it is shutting down

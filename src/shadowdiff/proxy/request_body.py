@@ -1,11 +1,13 @@
-"""Request bodies: buffered only when they will be mirrored, streamed otherwise.
+"""Request bodies: held whole only when they will be mirrored, streamed otherwise.
 
 A body is needed twice only when its request is mirrored (the primary now, each
 lane later), so only then is it held in memory, whole: when its method is mirrored,
 it fits `mirror.max_body_bytes`, and there is room under `mirror.max_buffered_bytes`
-(every request's held bodies together). Any other body is streamed to the primary
-as it arrives, chunk by chunk, under the upstream's flow control: a 1 GiB upload of
-a method that is not mirrored costs the proxy a few chunks, not 1 GiB.
+(every request's held bodies together). Any other body is read up to 64 KiB before
+the primary is contacted (so a slow client with a small body never holds a primary
+connection: it gets its 408 without one), and past that streamed to the primary as
+it arrives, chunk by chunk, under the upstream's flow control: a 10 MiB upload of a
+method that is not mirrored costs the proxy a few chunks, not 10 MiB.
 
 A body of unknown length (chunked) that would be mirrored is read up to
 `mirror.max_body_bytes`; past that it is not mirrored (`body_too_large`) and the
@@ -29,6 +31,9 @@ from shadowdiff.http.client import BodyFailed
 from shadowdiff.http.upstream import StreamedBody
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# What is read of a body that will not be mirrored before the primary is contacted: a
+# body this small is sent whole; a larger one streams on from here.
+PREFETCH_BYTES = 64 * 1024
 
 
 class BufferBudget:
@@ -95,9 +100,11 @@ class ClientBody:
 async def receive(
     request: web.BaseRequest, *, mirror: bool, mirror_limit: int, limit: int, timeout: float, budget: BufferBudget
 ) -> Received:
-    """Read what must be read now: the whole body if it will be mirrored, else nothing yet.
+    """Read what must be read now: the whole body if it will be mirrored, else up to
+    PREFETCH_BYTES of it.
 
-    Raises BodyFailed (400, 408, 413) when the client's body fails while being read here.
+    Raises BodyFailed (400, 408, 413, or no status: the client left) when the client's
+    body fails while being read here.
     """
     if not request.body_exists:
         return NO_BODY
@@ -106,12 +113,13 @@ async def receive(
         await _aiohttp.write_interim(request, _CONTINUE)
     deadline = asyncio.get_running_loop().time() + timeout
     length = request.content_length
+    skip = None
+    if mirror and length is not None and length > mirror_limit:
+        mirror, skip = False, "body_too_large"
+    elif mirror and length is not None and not budget.take(length):
+        mirror, skip = False, "buffer_full"
     if not mirror:
-        return Received(b"", ClientBody(request, already=[], limit=limit, deadline=deadline), None, 0)
-    if length is not None and length > mirror_limit:
-        return Received(b"", ClientBody(request, already=[], limit=limit, deadline=deadline), "body_too_large", 0)
-    if length is not None and not budget.take(length):
-        return Received(b"", ClientBody(request, already=[], limit=limit, deadline=deadline), "buffer_full", 0)
+        return await _prefetched(request, skip, limit=limit, deadline=deadline)
     held = length or 0
     chunks: list[bytes] = []
     size = 0
@@ -124,13 +132,31 @@ async def receive(
             if length is not None:
                 continue  # bounded by the declared length, already taken from the budget
             if size > mirror_limit or not budget.take(len(chunk)):
+                # Not mirrored after all: what was read goes ahead of the rest, and its
+                # room in the budget is given back at once (it is sent on in a moment).
+                budget.give(held)
                 reason = "body_too_large" if size > mirror_limit else "buffer_full"
-                return Received(b"", ClientBody(request, already=chunks, limit=limit, deadline=deadline), reason, held)
+                return Received(b"", ClientBody(request, already=chunks, limit=limit, deadline=deadline), reason, 0)
             held += len(chunk)
     except BaseException:
         budget.give(held)
         raise
     return Received(b"".join(chunks), None, None, held)
+
+
+async def _prefetched(request: web.BaseRequest, skip: str | None, *, limit: int, deadline: float) -> Received:
+    """A body that will not be mirrored: whole if it ends within PREFETCH_BYTES, else a stream."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < PREFETCH_BYTES:
+        chunk = await _next_chunk(request, deadline)
+        if not chunk:
+            return Received(b"".join(chunks), None, skip, 0)
+        size += len(chunk)
+        if size > limit:
+            raise BodyFailed(413, f"request body over {limit} bytes")
+        chunks.append(chunk)
+    return Received(b"", ClientBody(request, already=chunks, limit=limit, deadline=deadline), skip, 0)
 
 
 async def _next_chunk(request: web.BaseRequest, deadline: float) -> bytes:
@@ -141,3 +167,5 @@ async def _next_chunk(request: web.BaseRequest, deadline: float) -> bytes:
         raise BodyFailed(408, "request body not received in time") from None
     except HttpProcessingError as exc:  # bad chunk framing and the like
         raise BodyFailed(400, f"malformed request body: {exc.message}") from None
+    except ConnectionError:  # aiohttp fails the body when the client's connection is lost
+        raise BodyFailed(None, "the client left before its body was whole") from None
