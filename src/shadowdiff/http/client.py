@@ -242,23 +242,19 @@ class ConnectionPool:
 
     async def _acquire(self, *, fresh: bool = False) -> tuple[ClientProtocol, bool]:
         """An idle connection (reused=True), or a new one within the connect deadline
-        (always a new one when `fresh`: an idle connection then only gives up its slot)."""
+        (always a new one when `fresh`)."""
         self._refuse_if_closed()
-        protocol = self._take_idle()
+        protocol = self._reusable(fresh)
         if protocol is not None:
-            if not fresh:
-                return protocol, True
-            self._discard(protocol)
+            return protocol, True
         try:
             async with asyncio.timeout(self.connect_timeout):
                 while self._limit and self._open >= self._limit:
                     await self._wait_for_slot()
                     self._refuse_if_closed()
-                    protocol = self._take_idle()
+                    protocol = self._reusable(fresh)
                     if protocol is not None:
-                        if not fresh:
-                            return protocol, True
-                        self._discard(protocol)
+                        return protocol, True
                 self._open += 1
                 try:
                     return await self._connect(), False
@@ -271,6 +267,17 @@ class ConnectionPool:
             raise ConnectFailed(f"connection to {self.host}:{self.port} timed out{busy}") from None
         except OSError as exc:
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from exc
+
+    def _reusable(self, fresh: bool) -> ClientProtocol | None:
+        """An idle connection to reuse; with `fresh` none, and an idle one gives up its slot
+        only when the pool is full."""
+        if not fresh:
+            return self._take_idle()
+        if self._limit and self._open >= self._limit:
+            protocol = self._take_idle()
+            if protocol is not None:
+                self._discard(protocol)
+        return None
 
     def _take_idle(self) -> ClientProtocol | None:
         now = time.monotonic()
