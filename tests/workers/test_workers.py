@@ -61,12 +61,17 @@ async def get_each_on_its_own_connection(url: str, count: int) -> list[int]:
 
 
 async def settled(served: Served, client: aiohttp.ClientSession, mirrored: int, timeout: float = 10.0) -> MetricsReader:
-    """The summed metrics once `mirrored` comparisons are in (workers flush each second)."""
+    """The summed metrics once `mirrored` comparisons and shadow answers are in (workers flush gauges each
+    second, and one scrape reads each worker's counter and histogram files at different moments)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         reader = await scrape(served, client)
-        if reader.value("shadowdiff_comparisons_total") >= mirrored and reader.value("shadowdiff_shadow_in_flight") == 0:
+        if (
+            reader.value("shadowdiff_comparisons_total") >= mirrored
+            and reader.value("shadowdiff_upstream_duration_seconds_count", upstream="shadow") >= mirrored
+            and reader.value("shadowdiff_shadow_in_flight") == 0
+        ):
             return reader
         if loop.time() > deadline:
             return reader
