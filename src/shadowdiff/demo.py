@@ -262,14 +262,12 @@ def _report(tally: _Tally, sent: int, admin_url: str, service: ShadowDiff, out: 
         write("\nExample differences (primary -> candidate):\n")
     for route in sorted(tally.examples):
         for report in tally.examples[route]:
-            request = report.comparison.request
-            write(f"  {request.method} {request.path}\n")
+            write(f"  {report.comparison.request.method} {report.path}\n")
             for d in report.differences[:4]:  # redacted by the publish pipeline
                 write(f"    {d.part} {d.path} {d.kind}: {_short(d.control)} -> {_short(d.candidate)}\n")
     first = next((r for examples in tally.examples.values() for r in examples), None)
     if first is not None:
-        request = first.comparison.request
-        line = {"event": "mismatch", "route": request.route, "path": request.path,
+        line = {"event": "mismatch", "route": first.route, "path": first.path,
                 "differences": [difference_fields(d) for d in first.differences]}  # fmt: skip
         write("\nIn `shadowdiff serve` each mismatch is also a JSON log line, e.g.:\n  ")
         write(orjson.dumps(line).decode() + "\n")

@@ -162,7 +162,8 @@ class Difference:
 
     `part` is status, header or body; `path` is `$.a.b[0]` for JSON bodies, `line N`
     for text, the header name for headers; `kind` is changed, added, removed or
-    type_changed.
+    type_changed. `redacted` says the values are already redacted and cut (the
+    comparison worker does it for the large ones, so the event loop does not).
     """
 
     part: str
@@ -170,6 +171,7 @@ class Difference:
     kind: str
     control: Any
     candidate: Any
+    redacted: bool = False
 
 
 @dataclass(slots=True)

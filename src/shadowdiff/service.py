@@ -32,6 +32,7 @@ from shadowdiff.http.upstream import Limits, Upstream
 from shadowdiff.metrics import Metrics
 from shadowdiff.model import CONTROL, SHADOW
 from shadowdiff.proxy.request_body import BufferBudget
+from shadowdiff.proxy.access_log import access_log_class
 from shadowdiff.proxy.handler import Proxy
 from shadowdiff.proxy.listener import MalformedRequests, TrafficServer
 from shadowdiff.publish.pipeline import Publisher, Sink
@@ -53,8 +54,9 @@ class ShadowDiff:
         self._serve_admin = admin
         self.metrics = metrics = Metrics()
         self.primary = Upstream(CONTROL, config.primary.url, _primary_limits(config))
-        self.comparator = Comparator(config.compare)
-        self.publisher = Publisher(metrics, Redactor(config.logging), [LogSink(), *extra_sinks])
+        redactor = Redactor(config.logging)  # one, for every sink and the comparison worker
+        self.comparator = Comparator(config.compare, redactor)
+        self.publisher = Publisher(metrics, redactor, [LogSink(), *extra_sinks])
 
         def skipped(reason: str) -> None:
             metrics.mirror_skipped.labels(reason).inc()
@@ -91,7 +93,7 @@ class ShadowDiff:
             connect_timeout=config.shadow.connect_timeout, read_timeout=None, total_timeout=config.shadow.timeout
         )
         self.comparator.configure(config.compare)
-        self.publisher.redactor = Redactor(config.logging)
+        self.publisher.redactor = self.comparator.redactor = Redactor(config.logging)
         self.budget.limit = config.mirror.max_buffered_bytes
         log.set_level(config.logging.level)
 
@@ -128,6 +130,7 @@ class ShadowDiff:
             # After a 408/413 the unread rest of a body is drained this long at most.
             lingering_time=2.0,
             access_log=logging.getLogger("aiohttp.access") if config.logging.access_log else None,
+            access_log_class=access_log_class(lambda: self.publisher.redactor),
         )
         self._malformed = MalformedRequests(self.metrics.malformed_requests.inc)
         self._malformed.attach(logging.getLogger("aiohttp.server"))

@@ -62,7 +62,7 @@ async def comparators():
 
 
 async def test_large_bodies_are_compared_in_the_worker_with_the_same_result(comparators) -> None:
-    """Over offload_bytes the comparison runs in the worker process and agrees with the inline one."""
+    """Over offload_bytes the comparison runs in the worker process and agrees with the inline one, redacted."""
     doc = document(2000)
     changed = orjson.loads(orjson.dumps(doc))
     changed["items"][1500]["name"] = "renamed"
@@ -74,16 +74,31 @@ async def test_large_bodies_are_compared_in_the_worker_with_the_same_result(comp
     offloaded = await comparator.compare(pair, SHADOW, ruleset)
     assert comparator.worker_pid is not None  # it went to the worker
     inline = compare(pair, SHADOW, ruleset, comparator.limits)
-    assert (offloaded.outcome, offloaded.differences) == (inline.outcome, inline.differences) == (
-        MISMATCH, inline.differences
-    )
-    assert [d.path for d in offloaded.differences] == ["$.items[1500].name"]
+    redacted = tuple(comparator.redactor.difference(d) for d in inline.differences)
+    assert (offloaded.outcome, offloaded.differences) == (inline.outcome, redacted)
+    assert offloaded.outcome == MISMATCH and [d.path for d in offloaded.differences] == ["$.items[1500].name"]
     assert offloaded.duration > 0
 
     drift_only = orjson.loads(orjson.dumps(doc))
     drift_only["items"][3]["score"] += 0.0001
     result = await comparator.compare(exchange(seen("primary", doc), seen("shadow", drift_only)), SHADOW, ruleset)
     assert result.outcome == IGNORED
+
+
+async def test_the_worker_redacts_and_cuts_what_it_finds(comparators) -> None:
+    """Differences found in the worker come back already redacted and cut: secrets and long values never reach the loop."""
+    doc = document(2000)
+    changed = orjson.loads(orjson.dumps(doc))
+    changed["items"][3]["note"] = "token=abcdef123456 " + "x" * 5000
+    changed["items"][4]["apiKey"] = "k-999999"
+    comparator = comparators(offload_bytes=1024)
+    pair = exchange(seen("primary", doc), seen("shadow", changed))
+    offloaded = await comparator.compare(pair, SHADOW, EMPTY)
+    assert comparator.worker_pid is not None
+    values = {d.path: d.candidate for d in offloaded.differences}
+    assert all(d.redacted for d in offloaded.differences)
+    assert values["$.items[4].apiKey"] == "[REDACTED]"
+    assert "abcdef123456" not in values["$.items[3].note"] and len(values["$.items[3].note"]) < 300
 
 
 async def test_small_bodies_stay_inline(comparators) -> None:

@@ -27,9 +27,9 @@ def redactor() -> Redactor:
         (Difference("body", "$.note", "changed", "x" * 50, "short"), "x" * 40 + "...(+10 chars)", "short"),
         (Difference("status", "status", "changed", 200, 500), 200, 500),
         (Difference("body", "line 3", "changed", "user=a&password=hunter2&x=1", 'token: "abc" ok'),
-         f"user=a&password={REDACTED}&x=1", f"token: {REDACTED} ok"),
+         f"user=a&password={REDACTED}&x=1", f'token: "{REDACTED}" ok'),
         (Difference("body", "$", "type_changed", 'not JSON: {"password": "two words"}', "JSON"),
-         f'not JSON: {{"password": {REDACTED}}}', "JSON"),
+         f'not JSON: {{"password": "{REDACTED}"}}', "JSON"),
     ],
 )  # fmt: skip
 def test_redaction_and_truncation(redactor: Redactor, difference: Difference, control: object, candidate: object) -> None:
@@ -37,3 +37,107 @@ def test_redaction_and_truncation(redactor: Redactor, difference: Difference, co
     out = redactor.difference(difference)
     assert (out.control, out.candidate) == (control, candidate)
     assert (out.part, out.path, out.kind) == (difference.part, difference.path, difference.kind)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["password", "passwd", "pwd", "authToken", "apiKey", "api-key", "X-API-KEY", "SECRET_KEY", "client_secret",
+     "card_number", "cardNumber", "jwt", "id_token", "refreshTokens", "sessionId", "cookies", "privateKey",
+     "XAuthToken", "user[password]", "credentials", "cvv"],
+)  # fmt: skip
+def test_secret_key_families(redactor: Redactor, key: str) -> None:
+    """Key names in every built-in family are secret, whatever their case and separators."""
+    assert redactor.secret_key(key)
+
+
+@pytest.mark.parametrize("key", ["author", "tokenizer", "name", "passage", "cardinal", "id", "compass"])
+def test_ordinary_keys_are_not_secret(redactor: Redactor, key: str) -> None:
+    """Words that merely contain a family term's letters are not secret (`author` is not `auth`)."""
+    assert not redactor.secret_key(key)
+
+
+def test_users_add_and_remove_terms() -> None:
+    """redact_fields adds a term to the families; redact_keep removes a whole key name, or a family by its name."""
+    redactor = Redactor(LoggingConfig(redact_fields=("ssn",), redact_keep=("prompt_tokens", "session")))
+    assert redactor.secret_key("user_ssn")
+    assert not redactor.secret_key("prompt_tokens") and redactor.secret_key("access_token")
+    assert not redactor.secret_key("sessionId")
+
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("Authorization: Bearer abc.def-ghi123", "abc.def-ghi123"),
+        (f"token was {JWT} today", JWT),
+        ("see https://app.example/cb?state=1&access_token=tok123456&x=2", "tok123456"),
+        ("https://deploy:hunter2@git.example/repo.git", "hunter2"),
+        ("Basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
+        ("user=alice&passwd=hunter2&remember=1", "hunter2"),
+        ('config {"apiKey": "k-123456"}', "k-123456"),
+        ("SECRET_KEY = 's3cr3t-value'", "s3cr3t-value"),
+        ("pay with 4111 1111 1111 1111 now", "4111 1111 1111 1111"),
+        ("aws AKIAIOSFODNN7EXAMPLE here", "AKIAIOSFODNN7EXAMPLE"),
+        ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----", "MIIEvQIBADANBg"),
+        ("Cookie: theme=dark; session=abc123xyz", "abc123xyz"),
+    ],
+)  # fmt: skip
+def test_credential_shapes_in_text(redactor: Redactor, text: str, secret: str) -> None:
+    """Credential-shaped values are hidden wherever they appear in a string, the text around them kept."""
+    out = Redactor(LoggingConfig(max_value_chars=400)).text(text)
+    assert secret not in out and REDACTED in out
+
+
+@pytest.mark.parametrize("text", ["basic information", "a bearer of news", "id 1234567890123456", "https://example.com/a?page=2"])
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    """Prose and values that only resemble a credential's neighbourhood are not rewritten."""
+    assert Redactor(LoggingConfig(max_value_chars=400)).text(text) == text
+
+
+def test_json_inside_a_json_string_and_whole_subtrees(redactor: Redactor) -> None:
+    """A JSON document held in a string is redacted as JSON; an added subtree's secret keys are found at any depth."""
+    payload = '{"user": {"name": "a", "password": "hunter2"}}'
+    subtree = {"a": [{"b": {"apiKey": "k1"}}], "meta": payload}
+    out = Redactor(LoggingConfig(max_value_chars=4000)).difference(Difference("body", "$.x", "added", None, subtree))
+    assert out.candidate["a"][0]["b"]["apiKey"] == REDACTED
+    assert "hunter2" not in out.candidate["meta"] and '"name":"a"' in out.candidate["meta"]
+
+
+def test_redacted_first_then_cut() -> None:
+    """A long value is redacted before it is cut: a secret past the cut is not half shown, one before it is hidden."""
+    redactor = Redactor(LoggingConfig(max_value_chars=30))
+    out = redactor.text("x" * 20 + " token=abcdefghijklmnop" + "y" * 100)
+    assert "abcdef" not in out and out.startswith("x" * 20 + " token=[RE")
+
+
+def test_user_patterns(redactor: Redactor) -> None:
+    """A pattern in redact_patterns is hidden wherever it matches."""
+    custom = Redactor(LoggingConfig(redact_patterns=(r"acct-[0-9]{6}",)))
+    assert custom.text("for acct-123456 ok") == f"for {REDACTED} ok"
+
+
+def test_deep_values_and_controls(redactor: Redactor) -> None:
+    """A value nested past the scrubbing depth becomes a note, not a RecursionError; controls are escaped."""
+    deep: object = "leaf"
+    for _ in range(100_000):
+        deep = [deep]
+    out = Redactor(LoggingConfig(max_value_chars=1000)).difference(Difference("body", "$.x", "added", None, deep))
+    assert "nested deeper than" in str(out.candidate)
+    assert redactor.text("a\u202eb\x9bc") == "a\\u202eb\\u009bc"
+
+
+def test_pickles_as_its_settings() -> None:
+    """A Redactor sent to the comparison worker arrives with the same settings and hides the same things."""
+    import pickle
+
+    redactor = Redactor(LoggingConfig(redact_fields=("ssn",), max_value_chars=50))
+    copy = pickle.loads(pickle.dumps(redactor))
+    assert copy.spec == redactor.spec and copy.secret_key("ssn")
+
+
+def test_already_redacted_differences_are_left_alone(redactor: Redactor) -> None:
+    """A difference the worker already redacted and cut is not redacted or cut again."""
+    once = redactor.difference(Difference("body", "$.note", "changed", "x" * 50, "token=abc"))
+    assert redactor.difference(once) is once

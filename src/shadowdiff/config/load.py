@@ -103,7 +103,8 @@ def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
         check = spec.metadata.get("check")
         message = check(value) if check and value is not None else None
         if message:
-            problems.append(f"{where}: {message}")
+            # a check that names an item ("[2]: ...") is reported at the item's own path
+            problems.append(f"{where}{message}" if message.startswith("[") else f"{where}: {message}")
             continue
         values[name] = value
     built = cls(**values)

@@ -119,6 +119,14 @@ def _regex(value: str) -> str | None:
     return None
 
 
+def _regexes(value: tuple[str, ...]) -> str | None:
+    for index, pattern in enumerate(value):
+        message = _regex(pattern)
+        if message:
+            return f"[{index}]: {message}"
+    return None
+
+
 def _lower_names(value: tuple[str, ...]) -> str | None:
     bad = [v for v in value if _header_name(v)]
     return f"must be header names, got {bad}" if bad else None
@@ -263,15 +271,18 @@ class AdminConfig:
 
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
+    """What is written, and what is never written (publish/redact.py says what is hidden by default)."""
+
     level: str = _setting("info", _one_of("debug", "info", "warning", "error"))
     access_log: bool = _setting(False, restart=True)
     max_value_chars: int = _setting(200, _positive)
+    # Header names whose values are always hidden, besides every name in a key family.
     redact_headers: tuple[str, ...] = _setting(
         ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"), _lower_names
     )
-    redact_fields: tuple[str, ...] = _setting(
-        ("password", "secret", "token", "access_token", "refresh_token", "api_key", "client_secret")
-    )
+    redact_fields: tuple[str, ...] = _setting(())  # key terms added to the built-in families
+    redact_keep: tuple[str, ...] = _setting(())  # family terms or whole key names never hidden
+    redact_patterns: tuple[str, ...] = _setting((), _regexes)  # RE2 patterns hidden wherever they match
 
 
 @dataclass(frozen=True, slots=True)

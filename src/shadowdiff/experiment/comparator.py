@@ -14,6 +14,8 @@ KB of gzip can decode to megabytes), goes to the comparison worker: one process
   (`ComparisonQueueFull`, counted by the caller as `compare_queue_full`).
 - A comparison that cannot be made (deadline passed, worker died, engine raised) is
   `CompareFailed`, counted by the caller, never retried on the event loop.
+- The worker redacts and cuts the body differences it finds (`Redactor.difference`)
+  before it sends them back: a large value is never unpickled or scrubbed on the loop.
 - `Comparison.duration` is the time spent comparing: inline, or in the worker (its
   own measure), plus the status and header step; queueing excluded.
 """
@@ -32,6 +34,7 @@ from shadowdiff.compare.engine import assemble, body_view
 from shadowdiff.compare.rules import RuleSet
 from shadowdiff.config import CompareConfig
 from shadowdiff.model import SHADOW_ERROR, Comparison, Exchange
+from shadowdiff.publish.redact import Redaction, Redactor
 
 START_DEADLINE = 30.0  # seconds for a new worker process to say it is ready
 RESTART_PAUSE = 5.0  # seconds before a worker that could not start is tried again
@@ -46,12 +49,15 @@ class ComparisonQueueFull(Exception):
     """compare.max_queued jobs are already waiting for the comparison worker."""
 
 
-_Job = tuple[tuple[BodyView, BodyView, RuleSet, Limits], "asyncio.Future[tuple[BodyResult, float]]"]
+_Work = tuple[BodyView, BodyView, RuleSet, Limits, Redactor]
+_Job = tuple[_Work, "asyncio.Future[tuple[BodyResult, float]]"]
 
 
 class Comparator:
-    def __init__(self, config: CompareConfig) -> None:
+    def __init__(self, config: CompareConfig, redactor: Redactor | None = None) -> None:
         self.configure(config)
+        # The publish pipeline's redactor (ShadowDiff sets both together), for the worker's results.
+        self.redactor = redactor or Redactor(Redaction())
         self._queue: deque[_Job] = deque()
         self._runner: asyncio.Task[None] | None = None
         self._busy = False  # the worker has a job
@@ -118,7 +124,7 @@ class Comparator:
         if len(self._queue) >= self._max_queued + (0 if self._busy else 1):
             raise ComparisonQueueFull(f"{len(self._queue)} comparisons already wait for the worker (compare.max_queued)")
         future: asyncio.Future[tuple[BodyResult, float]] = asyncio.get_running_loop().create_future()
-        self._queue.append(((control, candidate, rules, self.limits), future))
+        self._queue.append(((control, candidate, rules, self.limits, self.redactor), future))
         if self._runner is None:
             self._runner = asyncio.get_running_loop().create_task(self._run_queue(), name="comparison worker")
         return await future
@@ -148,7 +154,7 @@ class Comparator:
             if future is not None and not future.done():  # cancelled mid-job (close())
                 future.cancel()
 
-    async def _run(self, job: tuple[BodyView, BodyView, RuleSet, Limits]) -> tuple[BodyResult, float]:
+    async def _run(self, job: _Work) -> tuple[BodyResult, float]:
         process = await self._worker()
         assert process.stdin is not None and process.stdout is not None
         try:

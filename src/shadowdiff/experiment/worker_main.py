@@ -1,10 +1,11 @@
 """The comparison worker process: `python -m shadowdiff.experiment.worker_main`.
 
-It reads jobs (two body views, a rule set, limits) as frames on stdin, runs the same
-pure `compare_bodies()` the event loop runs inline, and writes one frame back per
-job: ("ok", BodyResult, seconds spent) or ("error", text). It says ("ready",) once
+It reads jobs (two body views, a rule set, limits, the redactor's settings) as frames
+on stdin, runs the same pure `compare_bodies()` the event loop runs inline, redacts
+and cuts the differences it found, and writes one frame back per job: ("ok",
+BodyResult, seconds spent) or ("error", text). It says ("ready",) once
 loaded, so its start-up never counts against a job's deadline. It imports the model,
-the comparison engine and the framing only: no aiohttp, no yaml, no config
+the comparison engine, the redactor and the framing only: no aiohttp, no yaml, no config
 (`tests/test_architecture.py` checks).
 
 stdout carries frames only: anything else that would print goes to stderr.
@@ -35,12 +36,14 @@ def main() -> int:
     _write(results, frames.encode(("ready",)))
     while True:
         try:
-            control, candidate, rules, limits = frames.read_blocking(jobs)
+            control, candidate, rules, limits, redactor = frames.read_blocking(jobs)
         except EOFError:  # the proxy closed our stdin: it is done with us
             return 0
         started = time.perf_counter()
         try:
-            reply: tuple = ("ok", compare_bodies(control, candidate, rules, limits), time.perf_counter() - started)
+            result = compare_bodies(control, candidate, rules, limits)
+            result.differences = tuple(redactor.difference(d) for d in result.differences)
+            reply: tuple = ("ok", result, time.perf_counter() - started)
         except Exception as exc:  # an input the engine cannot take: the proxy counts it
             reply = ("error", f"{type(exc).__name__}: {exc}"[:300])
         try:

@@ -1,103 +1,332 @@
-"""Redaction and truncation: what a comparison may say once it leaves the process.
+"""Redaction and truncation: what anything may say once it leaves the process.
 
-The publish pipeline calls `Redactor.report()` once per comparison that some sink
-will write, before the fan-out: every sink (the log today, the store and the
-recorder tomorrow) gets the same redacted `Report`, and none redacts on its own.
+One `Redactor` serves every sink: the publish pipeline calls `report()` once per
+comparison that some sink will write, before the fan-out (the log today, the
+store and the recorder tomorrow); the access log runs its target and Referer
+through `url()` / `text()`; the comparison worker redacts and cuts large body
+differences itself (`difference()`), so the event loop never scrubs a big value.
+
+What is hidden, by default:
+- **keys in families**, case- and separator-insensitive (`authToken`, `api-key`,
+  `SECRET_KEY`, `card_number` alike): a key is secret when some run of its words
+  (`x-auth-token` -> x, auth, token) spells a family term, singular or plural.
+  The value under a secret key is replaced whole, subtree and all; so is the value
+  of a header whose name is secret or listed in `redact_headers`;
+- **credential-shaped values** wherever they appear: `Bearer` / `Basic`
+  credentials, JWTs, URL userinfo, URL query parameters and `name=value` /
+  `name: value` pairs whose name is secret, private key blocks, card numbers
+  (Luhn-checked), and the token formats of a few well-known services;
+- **JSON inside a JSON string** is parsed and redacted as JSON.
+
+Users add terms (`redact_fields`), header names (`redact_headers`) and RE2
+patterns (`redact_patterns`), and take terms or whole key names out
+(`redact_keep`: a family's name takes out the whole family). Every pattern runs on RE2, in linear time whatever the input.
+Values are redacted first, then cut to `max_value_chars`; control characters a
+log reader's terminal would act on are escaped.
+
+A Redactor pickles as its `Redaction` settings (the worker compiles its own).
 """
 
 from __future__ import annotations
 
-import re
+import base64
+import binascii
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+import re2
 
 from shadowdiff.compare import paths as field_paths
-from shadowdiff.config import LoggingConfig
 from shadowdiff.model import Comparison, Difference
 
 REDACTED = "[REDACTED]"
+# Values are scrubbed this deep; below it a subtree is replaced by a note.
+MAX_DEPTH = 64
+_MAX_EMBEDDED = 3  # JSON inside a string inside a string ... this many times
+_MAX_KEY_WORDS = 4  # a family term spans at most this many words of a key
+
+# The built-in key families: each term is matched against runs of a key's words,
+# lower-cased and joined ("api_key" -> "apikey"), with or without a final "s".
+KEY_FAMILIES: dict[str, tuple[str, ...]] = {
+    "password": ("password", "passwd", "pwd", "pass", "passphrase", "passcode"),
+    "secret": ("secret",),
+    "token": ("token",),
+    "api key": ("apikey",),
+    "auth": ("auth", "authorization", "authn", "authz"),
+    "credential": ("credential", "creds", "cred"),
+    "session": ("session", "sessionid", "sessid"),
+    "cookie": ("cookie",),
+    "jwt": ("jwt",),
+    "private key": ("privatekey",),
+    "card number": ("cardnumber", "ccnumber", "ccnum", "cvv", "cvc"),
+}
+
+# Credential shapes, one RE2 alternation (leftmost match wins; each group names its kind).
+_SHAPES = (
+    r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|$))"
+    r"|(?P<scheme>(?i:\b(?:bearer|basic)))(?P<sep>\s+)(?P<cred>[A-Za-z0-9._~+/-]{6,}=*)"
+    r"|(?P<jwt>\beyJ[A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){0,2})"
+    r"|(?P<scheme_url>\b[A-Za-z][A-Za-z0-9+.-]*://)(?:(?P<userinfo>[^/\s@?#\"']+)@)?"
+    r"|(?P<known>\b(?:(?:AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
+    r"|xox[abprs]-[A-Za-z0-9-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|AIza[0-9A-Za-z_-]{35})\b)"
+    r"|(?P<card>\b[2-6](?:[ -]?[0-9]){12,18}\b)"
+    # name = value, name: value, "name": "value", ?name=value (the name is judged in Python)
+    r"|(?P<name>[A-Za-z0-9_.\[\]-]{2,64})(?P<assign>[\"']?[ \t]*[:=][ \t]*)"
+    r"(?P<value>(?i:(?:bearer|basic|digest|negotiate|token)[ \t]+)?"
+    r"(?:\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|[^\s&,;\"'<>}\]]+))"
+)
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # a bad user pattern is reported by check-config, not on stderr
+_WORDS = re2.compile(r"[A-Z]+[a-z]*|[a-z]+|[0-9]+", _OPTIONS)  # camelCase, snake_case, kebab-case
+# Escaped in every string written: DEL, C1 controls, line/paragraph separators and
+# bidirectional overrides (orjson already escapes C0 controls).
+_ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+class RedactionSettings(Protocol):
+    """What a Redactor reads of the config's `logging` section."""
+
+    max_value_chars: int
+    redact_headers: tuple[str, ...]
+    redact_fields: tuple[str, ...]
+    redact_keep: tuple[str, ...]
+    redact_patterns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """A Redactor's settings as plain data (what is pickled to the comparison worker)."""
+
+    max_value_chars: int = 200
+    headers: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, settings: RedactionSettings) -> Redaction:
+        return cls(
+            settings.max_value_chars,
+            tuple(settings.redact_headers),
+            tuple(settings.redact_fields),
+            tuple(settings.redact_keep),
+            tuple(settings.redact_patterns),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
     """A comparison as sinks may write it.
 
-    `comparison` is there for what is not a value (route, outcome, statuses, timings,
-    request id); its raw differences and bodies are never to be written. What a sink
-    writes of the differences comes from `differences`: redacted, values cut.
+    `comparison` is there for what is not a value (outcome, statuses, timings, the
+    method); its raw differences, headers and bodies are never to be written. What a
+    sink writes of the differences, the request id, the path and the route comes
+    from here: redacted, cut, escaped.
     """
 
     comparison: Comparison
     differences: tuple[Difference, ...]
+    request_id: str
+    path: str
+    route: str
+
+
+def words(key: str) -> list[str]:
+    """A key's words, lower-cased: `XAuthToken` -> x, auth, token (first 128 characters)."""
+    out = []
+    for word in _WORDS.findall(key[:128]):
+        if len(word) > 2 and word[1].isupper() and word[-1].islower():  # "XAuth", "APIKey": an acronym, a word
+            cut = len(word) - len(word.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) - 1
+            out += [word[:cut].lower(), word[cut:].lower()]
+        else:
+            out.append(word.lower())
+    return out
+
+
+def _normal(name: str) -> str:
+    return "".join(words(name))
 
 
 class Redactor:
-    """Hides configured header values and body fields, and shortens long values."""
+    """Hides secrets in whatever a sink is about to write, and shortens long values."""
 
-    def __init__(self, config: LoggingConfig) -> None:
-        self._headers = frozenset(name.lower() for name in config.redact_headers)
-        self._fields = frozenset(name.lower() for name in config.redact_fields)
-        self._max = config.max_value_chars
-        names = "|".join(re.escape(name) for name in sorted(self._fields))
-        # name, an optional closing quote, : or =, then the value: quoted (with escapes) or bare.
-        value = r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s&,;}]+)"""
-        self._text_fields = (
-            re.compile(rf"""((?:{names})["']?\s*[:=]\s*){value}""", re.IGNORECASE) if names else None
-        )
+    def __init__(self, settings: Redaction | RedactionSettings) -> None:
+        spec = settings if isinstance(settings, Redaction) else Redaction.of(settings)
+        self.spec = spec
+        self._max = spec.max_value_chars
+        keep = {_normal(k) for k in spec.keep}
+        # A family is taken out whole by its name ("session", "card number") or term by term.
+        builtin = {term for family, terms in KEY_FAMILIES.items() if _normal(family) not in keep for term in terms}
+        self._terms = frozenset((builtin | {_normal(f) for f in spec.fields}) - keep - {""})
+        self._keep = frozenset(keep)
+        self._headers = frozenset(h.lower() for h in spec.headers)
+        self._shapes = re2.compile(_SHAPES, _OPTIONS)
+        self._user = tuple(re2.compile(p, _OPTIONS) for p in spec.patterns)
+        self._secret_keys: dict[str, bool] = {}
+
+    def __reduce__(self) -> Any:
+        return (_redactor, (self.spec,))
+
+    # -- what sinks call -----------------------------------------------------
 
     def report(self, comparison: Comparison) -> Report:
-        return Report(comparison, tuple(self.difference(d) for d in comparison.differences))
+        request = comparison.request
+        return Report(
+            comparison,
+            tuple(self.difference(d) for d in comparison.differences),
+            request_id=self.text(request.request_id),
+            path=self.text(request.path),
+            route=self.cut(request.route),
+        )
 
     def difference(self, d: Difference) -> Difference:
-        """`d` with its values redacted and cut."""
-        secret = self._is_secret(d)
-        control, candidate = d.control, d.candidate
-        if d.part == "body":  # text lines, excerpts of non-JSON bodies, string values
-            control, candidate = self._scrub_text(control), self._scrub_text(candidate)
-        return Difference(d.part, d.path, d.kind, self._value(control, secret), self._value(candidate, secret))
-
-    def _scrub_text(self, value: Any) -> Any:
-        """`password=x`, `"token": "y"`, `api_key: z` in text keep their name, lose their value."""
-        if not isinstance(value, str) or self._text_fields is None:
-            return value
-        return self._text_fields.sub(lambda m: m.group(1) + REDACTED, value)
-
-    def _is_secret(self, d: Difference) -> bool:
+        """`d` with its values redacted, then cut (a difference already redacted is returned as is)."""
+        if d.redacted:
+            return d
         if d.part == "header":
-            name, _, cookie = d.path.partition(":")
-            return name in self._headers and not cookie  # set-cookie:NAME says only "set"
-        if d.part == "body" and d.path.startswith("$"):
-            try:
-                segments = field_paths.parse(d.path)
-            except field_paths.PathError:
-                return False
-            return any(isinstance(s, str) and s.lower() in self._fields for s in segments)
-        return False
-
-    def _value(self, value: Any, secret: bool) -> Any:
-        if value is None:
-            return None
+            name = d.path.partition(":")[0]
+            secret = self.secret_header(name) and name != "set-cookie"  # set-cookie:NAME says only "set"
+        elif d.part == "body" and d.path.startswith("$"):
+            secret = any(self.secret_key(segment) for segment in _keys_in(d.path))
+        else:
+            secret = False
+        path = self.cut(d.path)  # names, not values: cut and escaped, never rewritten
         if secret:
-            return REDACTED
+            hide = lambda v: None if v is None else REDACTED  # noqa: E731
+            return Difference(d.part, path, d.kind, hide(d.control), hide(d.candidate), redacted=True)
+        return Difference(d.part, path, d.kind, self.value(d.control), self.value(d.candidate), redacted=True)
+
+    def value(self, value: Any) -> Any:
+        """Any value: containers scrubbed key by key, strings scrubbed; then cut."""
         if isinstance(value, (dict, list)):
-            value = self._scrub(value)
+            value = self._scrub(value, 0, 0)
             try:
                 text = orjson.dumps(value).decode()
-            except orjson.JSONEncodeError:  # nested past orjson's limit
-                return "<value too deeply nested to log>"
-            return value if len(text) <= self._max else self._cut(text)
+            except orjson.JSONEncodeError:  # a number orjson cannot write, or nesting past its limit
+                text = str(value)
+            return value if len(text) <= self._max else self.cut(text)
         if isinstance(value, str):
-            return self._cut(value)
+            return self.text(value)
         return value
 
-    def _scrub(self, value: Any) -> Any:
+    def text(self, value: str) -> str:
+        """A string as it may be written: secrets hidden, cut, controls escaped."""
+        return self.cut(self.scrub_text(value))
+
+    def url(self, target: str) -> str:
+        """A request target or URL (the access log's): query secrets hidden, cut."""
+        return self.text(target)
+
+    def cut(self, text: str) -> str:
+        if len(text) > self._max:
+            text = text[: self._max] + f"...(+{len(text) - self._max} chars)"
+        return text.translate(_ESCAPES)
+
+    def secret_key(self, key: str) -> bool:
+        """Whether a key (JSON field, form field, query parameter) names a secret."""
+        known = self._secret_keys.get(key)
+        if known is None:
+            known = self._judge(key)
+            if len(self._secret_keys) >= 4096:  # keys are many but repeat; keep the cache bounded
+                self._secret_keys.clear()
+            self._secret_keys[key] = known
+        return known
+
+    def secret_header(self, name: str) -> bool:
+        return name.lower() in self._headers or self.secret_key(name)
+
+    # -- the work --------------------------------------------------------------
+
+    def _judge(self, key: str) -> bool:
+        parts = words(key)
+        if "".join(parts) in self._keep:
+            return False
+        terms = self._terms
+        for start in range(len(parts)):
+            run = ""
+            for word in parts[start : start + _MAX_KEY_WORDS]:
+                run += word
+                if run in terms or (run.endswith("s") and run[:-1] in terms):
+                    return True
+        return False
+
+    def scrub_text(self, text: str, embedded: int = 0) -> str:
+        """Secrets in a string hidden (not cut): embedded JSON, credential shapes, user patterns."""
+        stripped = text.strip()
+        if embedded < _MAX_EMBEDDED and stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+            try:
+                inner = orjson.loads(stripped)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                return orjson.dumps(self._scrub(inner, 0, embedded + 1)).decode()
+        text = self._shapes.sub(self._shape, text)
+        for pattern in self._user:
+            text = pattern.sub(REDACTED, text)
+        return text
+
+    def _shape(self, match: Any) -> str:
+        group = match.group
+        if group("name") is not None:
+            value = group("value")
+            if not self.secret_key(group("name")):  # an ordinary pair: its value is scanned on its own
+                return group("name") + group("assign") + self._shapes.sub(self._shape, value)
+            quote = value[0] if value[:1] in ("'", '"') else ""
+            return group("name") + group("assign") + quote + REDACTED + quote
+        if group("scheme") is not None:
+            if group("scheme").lower() == "basic" and not _basic_credentials(group("cred")):
+                return match.group(0)  # "basic information", not a credential
+            return group("scheme") + group("sep") + REDACTED
+        if group("scheme_url") is not None:  # a URL's start: its userinfo hidden, its query scanned on
+            return group("scheme_url") + (REDACTED + "@" if group("userinfo") is not None else "")
+        if group("card") is not None and not _luhn(group("card")):
+            return match.group(0)
+        return REDACTED
+
+    def _scrub(self, value: Any, depth: int, embedded: int) -> Any:
+        if depth >= MAX_DEPTH and isinstance(value, (dict, list)):
+            return f"<nested deeper than {MAX_DEPTH}>"
         if isinstance(value, dict):
-            return {k: REDACTED if k.lower() in self._fields else self._scrub(v) for k, v in value.items()}
+            return {
+                k: REDACTED if isinstance(k, str) and self.secret_key(k) else self._scrub(v, depth + 1, embedded)
+                for k, v in value.items()
+            }
         if isinstance(value, list):
-            return [self._scrub(v) for v in value]
+            return [self._scrub(v, depth + 1, embedded) for v in value]
+        if isinstance(value, str):
+            return self.scrub_text(value, embedded)
         return value
 
-    def _cut(self, text: str) -> str:
-        return text if len(text) <= self._max else text[: self._max] + f"...(+{len(text) - self._max} chars)"
+
+@functools.lru_cache(maxsize=4)
+def _redactor(spec: Redaction) -> Redactor:
+    """One compiled Redactor per settings, per process (the worker gets one with each job)."""
+    return Redactor(spec)
+
+
+def _keys_in(path: str) -> list[str]:
+    """The key names in a difference's path (`$.a['b c'][0].d` -> a, b c, d)."""
+    try:
+        return [segment for segment in field_paths.parse(path) if isinstance(segment, str)]
+    except field_paths.PathError:
+        return []
+
+
+def _basic_credentials(value: str) -> bool:
+    try:
+        return b":" in base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _luhn(text: str) -> bool:
+    digits = [int(c) for c in text if c.isdigit()]
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0

@@ -26,19 +26,19 @@ class LogSink:
 
     def __call__(self, report: Report) -> None:
         comparison = report.comparison
-        request, control, shadow = comparison.request, comparison.control, comparison.candidate
+        control, shadow = comparison.control, comparison.candidate
         fields: dict[str, Any] = {
-            "request_id": request.request_id,
-            "method": request.method,
-            "route": request.route,
-            "path": request.path,
+            "request_id": report.request_id,
+            "method": comparison.request.method,
+            "route": report.route,
+            "path": report.path,
             "primary_status": control.status,
             "shadow_status": shadow.status,
             "primary_ms": round(control.elapsed * 1000, 3),
             "shadow_ms": round(shadow.elapsed * 1000, 3),
         }
         if comparison.outcome == SHADOW_ERROR:
-            log.event("debug", "shadow_error", **fields, error=shadow.error, detail=shadow.detail)
+            log.event("debug", "shadow_error", **fields, error=shadow.error, detail=shadow.detail[:300])
             return
         fields["differences"] = [difference_fields(d) for d in report.differences]
         log.event("warning", "mismatch", **fields)
