@@ -138,12 +138,15 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serving(*args: str, config: str | None = None, tmp_path: Path | None = None) -> AsyncIterator[Served]:
+async def serving(
+    *args: str, config: str | None = None, tmp_path: Path | None = None, env: dict[str, str] | None = None
+) -> AsyncIterator[Served]:
     """`shadowdiff serve ARGS` as a real process (uvloop) on free loopback ports, once started.
 
     `config`, if given, is written to a file under tmp_path and passed as --config;
-    --listen and --admin always come from here. On exit a process still running is
-    killed, and both pipes are drained: an unread full pipe keeps wait() from returning.
+    --listen and --admin always come from here; `env` adds to the environment. The
+    started line is kept in `out` too. On exit a process still running is killed, and
+    both pipes are drained: an unread full pipe keeps wait() from returning.
     """
     listen, admin = free_port(), free_port()
     argv = [*args, "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}"]
@@ -155,9 +158,10 @@ async def serving(*args: str, config: str | None = None, tmp_path: Path | None =
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shadowdiff", "serve", *argv,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )  # fmt: skip
     served = Served(process, listen, admin)
+    started = b""
     try:
         started = await asyncio.wait_for(process.stdout.readline(), 20)
         assert b'"event":"started"' in started, started
@@ -166,6 +170,7 @@ async def serving(*args: str, config: str | None = None, tmp_path: Path | None =
         if process.returncode is None:
             process.kill()
         served.out, served.err = await process.communicate()
+        served.out = started + served.out
 
 
 async def serve_until_exit(*args: str, timeout: float = 20.0) -> tuple[int, bytes]:

@@ -389,3 +389,21 @@ def test_content_length_compared_for_head() -> None:
     assert diffs(comparison) == [("header", "content-length", "changed")]
     body_change = run(seen("primary", {"a": 1}), seen("shadow", {"a": 22}))
     assert diffs(body_change) == [("body", "$.a", "changed")]
+
+
+def _form(boundary: str, **fields: str) -> tuple[bytes, dict[str, str]]:
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    )
+    return body + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_multipart_bodies_compare_part_by_part() -> None:
+    """Multipart answers compare by part name: another boundary alone is a match; a changed part is `$.name`."""
+    body_a, headers_a = _form("aaaa", user="alice", password="hunter2")
+    body_b, headers_b = _form("bbbbbb", user="alice", password="hunter2")
+    assert run(seen("primary", body_a, headers=headers_a), seen("shadow", body_b, headers=headers_b)).outcome == MATCH
+    body_c, headers_c = _form("cc", user="alice", password="hunter3")
+    comparison = run(seen("primary", body_a, headers=headers_a), seen("shadow", body_c, headers=headers_c))
+    assert diffs(comparison) == [("body", "$.password", "changed")]

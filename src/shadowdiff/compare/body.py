@@ -14,6 +14,7 @@ import orjson
 
 from shadowdiff.compare.decode import TooLarge, Undecodable, decode
 from shadowdiff.compare.jsondiff import Walk, canonical, normalize
+from shadowdiff.compare.multipart import NotMultipart, boundary, parts
 from shadowdiff.compare.rules import EMPTY, MASKED, RuleSet
 from shadowdiff.model import Body, Difference
 
@@ -70,6 +71,12 @@ def compare_bodies(control: BodyView, candidate: BodyView, rules: RuleSet, limit
         return BodyResult(_bytes_differences(p.data, s.data))
     if p_data == s_data:
         return BodyResult(decoded_equal=True)
+    p_boundary, s_boundary = boundary(control.content_type), boundary(candidate.content_type)
+    if p_boundary and s_boundary:
+        try:
+            return _compare_parsed(parts(p_data, p_boundary), parts(s_data, s_boundary), rules, limits)
+        except NotMultipart:
+            pass  # not what it says it is: compared as text or bytes below
     if _looks_json(control.content_type, p_data) or _looks_json(candidate.content_type, s_data):
         return _compare_json(p_data, s_data, rules, limits)
     if _looks_text(control.content_type, p_data) and _looks_text(candidate.content_type, s_data):

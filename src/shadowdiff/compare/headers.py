@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shadowdiff.compare.multipart import boundary
 from shadowdiff.compare.rules import RuleSet
 from shadowdiff.model import HOP_BY_HOP, Difference, Headers
 
@@ -33,6 +34,9 @@ def header_differences(control: Headers, candidate: Headers, rules: RuleSet, *, 
         return [], 0
     a = _folded(control, _SKIP_BODILESS if bodiless else _SKIP)
     b = _folded(candidate, _SKIP_BODILESS if bodiless else _SKIP)
+    if boundary(a.get("content-type", "")) and boundary(b.get("content-type", "")):
+        # A multipart boundary is chosen anew for each answer: the parts are compared, not it.
+        a["content-type"], b["content-type"] = _unbounded(a["content-type"]), _unbounded(b["content-type"])
     differences: list[Difference] = []
     if a != b:
         for name in sorted(a.keys() | b.keys()):
@@ -54,6 +58,11 @@ def _folded(headers: Headers, skip: frozenset[str]) -> dict[str, str]:
         before = out.get(key)
         out[key] = value if before is None else before + ", " + value
     return out
+
+
+def _unbounded(content_type: str) -> str:
+    kind, *params = content_type.split(";")
+    return ";".join([kind, *(p for p in params if p.strip().lower().partition("=")[0].strip() != "boundary")])
 
 
 def _header_of(difference: Difference) -> str:
