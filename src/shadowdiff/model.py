@@ -87,19 +87,30 @@ class Body:
     digest: str | None = None  # sha256 hex, only when data is None
 
 
-class BodyCapture:
-    """Keeps a streamed body up to `limit` bytes, and switches to hashing past it.
+class Budget(Protocol):
+    """Room for bytes held in memory (shadowdiff.budget.Account is one)."""
 
-    Memory held is bounded by `limit` whatever the body's size.
+    def take(self, size: int) -> bool: ...
+
+    def give(self, size: int) -> None: ...
+
+
+class BodyCapture:
+    """Keeps a streamed body up to `limit` bytes, and switches to hashing past it, or
+    as soon as `budget` (if given) has no room for the next chunk.
+
+    Memory held is bounded by `limit` whatever the body's size; what it held is given
+    back to the budget when it switches to hashing, the rest by the budget's owner.
     """
 
-    __slots__ = ("_limit", "_chunks", "_size", "_hash")
+    __slots__ = ("_limit", "_chunks", "_size", "_hash", "_budget")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, budget: Budget | None = None) -> None:
         self._limit = limit
         self._chunks: list[bytes] = []
         self._size = 0
         self._hash: Any = None  # hashlib's sha256 object once past the limit
+        self._budget = budget
 
     @property
     def retained(self) -> int:
@@ -112,10 +123,13 @@ class BodyCapture:
             self._hash.update(chunk)
             return
         self._chunks.append(chunk)
-        if self._size > self._limit:
+        budget = self._budget
+        if self._size > self._limit or (budget is not None and not budget.take(len(chunk))):
             self._hash = hashlib.sha256()
             for kept in self._chunks:
                 self._hash.update(kept)
+            if budget is not None:  # what was taken before this chunk (which was not)
+                budget.give(self._size - len(chunk))
             self._chunks = []
 
     def result(self) -> Body:

@@ -24,6 +24,7 @@ from aiohttp import web
 from shadowdiff import log
 from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort, mask_url
+from shadowdiff.budget import BufferBudget
 from shadowdiff.experiment.breaker import Breaker
 from shadowdiff.experiment.comparator import Comparator
 from shadowdiff.experiment.lanes import Lane
@@ -31,7 +32,6 @@ from shadowdiff.experiment.mirror import Mirror
 from shadowdiff.http.upstream import Limits, Upstream
 from shadowdiff.metrics import Metrics
 from shadowdiff.model import CONTROL, SHADOW
-from shadowdiff.proxy.request_body import BufferBudget
 from shadowdiff.proxy.access_log import access_log_class
 from shadowdiff.proxy.handler import Proxy
 from shadowdiff.proxy.listener import MalformedRequests, TrafficServer
@@ -71,10 +71,15 @@ class ShadowDiff:
             metrics=metrics,
             on_skip=skipped,
         )
-        self.mirror = Mirror(
-            [self.shadow], comparator=self.comparator, publisher=self.publisher, metrics=metrics, on_skip=skipped
-        )
         self.budget = BufferBudget(config.mirror.max_buffered_bytes)
+        self.mirror = Mirror(
+            [self.shadow],
+            comparator=self.comparator,
+            publisher=self.publisher,
+            metrics=metrics,
+            on_skip=skipped,
+            budget=self.budget,
+        )
         self.proxy = Proxy(self.runtime, metrics=metrics, primary=self.primary, mirror=self.mirror, budget=self.budget)
         self.ready = False
         self._traffic: web.BaseRunner | None = None

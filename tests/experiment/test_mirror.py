@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from shadowdiff.compare.rules import EMPTY
+from shadowdiff.budget import BufferBudget
 from shadowdiff.config import CompareConfig, LoggingConfig
 from shadowdiff.experiment.breaker import Breaker
 from shadowdiff.experiment.comparator import Comparator
@@ -49,6 +50,7 @@ async def mirror_over() -> AsyncIterator:
             publisher=Publisher(metrics, Redactor(LoggingConfig()), [sink]),
             metrics=metrics,
             on_skip=skipped.append,
+            budget=BufferBudget(64 << 20),
         )
         built.append((mirror, upstreams))
         return mirror, skipped

@@ -22,6 +22,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from shadowdiff import log
+from shadowdiff.budget import Account, BufferBudget
 from shadowdiff.compare.rules import RuleSet
 from shadowdiff.experiment.comparator import CompareFailed, Comparator, ComparisonQueueFull
 from shadowdiff.experiment.lanes import Lane
@@ -40,7 +41,7 @@ class Experiment:
     observation: whoever waits on it shares it, and nobody cancels it.
     """
 
-    __slots__ = ("request", "lanes", "rules", "body_limit", "control_wait", "wanted", "control", "_mirror", "_done")
+    __slots__ = ("request", "lanes", "rules", "body_limit", "control_wait", "wanted", "control", "account", "_mirror")
 
     def __init__(
         self,
@@ -51,7 +52,7 @@ class Experiment:
         rules: RuleSet,
         body_limit: int,
         control_wait: float,
-        on_done: Callable[[], None] | None,
+        account: Account,
     ) -> None:
         self._mirror = mirror
         self.request = request
@@ -61,7 +62,7 @@ class Experiment:
         self.control_wait = control_wait
         self.wanted = True
         self.control: asyncio.Future[Observation | None] = asyncio.get_running_loop().create_future()
-        self._done = on_done
+        self.account = account  # the request body's room and every capture's, given back at the end
 
     def deliver(self, observation: Observation | None) -> None:
         """The control's observation (None: the client left, there is nothing to compare)."""
@@ -72,17 +73,20 @@ class Experiment:
         for lane in self.lanes:
             lane.release()
         self._mirror.in_flight -= 1
-        if self._done is not None:
-            self._done()
+        self.account.close()
 
     async def run(self) -> None:
         request, lanes = self.request, self.lanes
         if len(lanes) == 1:  # today's case: no gather, no extra task
             lane = lanes[0]
-            observation = await lane.upstream.observe(request, lane.headers_for(request), lane=lane.name, body_limit=self.body_limit)
+            observation = await lane.upstream.observe(
+                request, lane.headers_for(request), lane=lane.name, body_limit=self.body_limit, budget=self.account
+            )
             candidates = {lane.name: lane.observed(request, observation)}
         else:
-            sent = await asyncio.gather(*(lane.send(request, body_limit=self.body_limit) for lane in lanes))
+            sent = await asyncio.gather(
+                *(lane.send(request, body_limit=self.body_limit, budget=self.account) for lane in lanes)
+            )
             candidates = {lane.name: observation for lane, observation in zip(lanes, sent)}
         # The control's whole answer. Waiting never cancels its future: others may share it.
         control = self.control
@@ -120,8 +124,10 @@ class Mirror:
         publisher: Publisher,
         metrics: Metrics,
         on_skip: Callable[[str], None],
+        budget: BufferBudget,
     ) -> None:
         self.lanes = tuple(lanes)
+        self.budget = budget
         self.comparator = comparator
         self.publisher = publisher
         self._metrics = metrics
@@ -137,9 +143,11 @@ class Mirror:
         rules: RuleSet,
         body_limit: int,
         control_wait: float,
-        on_done: Callable[[], None] | None = None,
+        held: int = 0,
     ) -> Experiment | None:
-        """Start the experiment for `request` on every lane under its bounds; None if none took it."""
+        """Start the experiment for `request` on every lane under its bounds; None if none took it.
+
+        `held`: budget bytes the request's body already holds, given back with the rest when it ends."""
         if len(self.lanes) == 1:  # today's case, without a list comprehension per request
             lanes = list(self.lanes) if self.lanes[0].admit() else []
         else:
@@ -147,7 +155,13 @@ class Mirror:
         if not lanes:
             return None
         experiment = Experiment(
-            self, request, lanes, rules=rules, body_limit=body_limit, control_wait=control_wait, on_done=on_done
+            self,
+            request,
+            lanes,
+            rules=rules,
+            body_limit=body_limit,
+            control_wait=control_wait,
+            account=Account(self.budget, held),
         )
         self.in_flight += 1
         task = self._tasks.spawn(experiment.run(), name=f"shadow {request.request_id}")

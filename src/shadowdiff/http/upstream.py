@@ -29,7 +29,7 @@ from yarl import URL
 from shadowdiff.http._aiohttp import serialize_head
 from shadowdiff.http.client import BodyFailed, BodySource, ConnectionPool, Response
 from shadowdiff.http.errors import UpstreamError, classify, describe
-from shadowdiff.model import BodyCapture, CapturedRequest, Observation
+from shadowdiff.model import BodyCapture, Budget, CapturedRequest, Observation
 
 # Headers aiohttp's WebSocket client would otherwise invent on a request.
 _NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
@@ -191,8 +191,10 @@ class Upstream:
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
         )
 
-    async def observe(self, request: CapturedRequest, headers: CIMultiDict[str], *, lane: str, body_limit: int) -> Observation:
-        """Send, read the whole response (kept up to `body_limit`), never raise."""
+    async def observe(
+        self, request: CapturedRequest, headers: CIMultiDict[str], *, lane: str, body_limit: int, budget: Budget | None = None
+    ) -> Observation:
+        """Send, read the whole response (kept up to `body_limit`, and while `budget` has room), never raise."""
         started = time.perf_counter()
         head_elapsed = None
         try:
@@ -200,7 +202,7 @@ class Upstream:
                 response = await self.open(request, headers)
                 head_elapsed = time.perf_counter() - started
                 try:
-                    capture = BodyCapture(body_limit)
+                    capture = BodyCapture(body_limit, budget)
                     reader = response.content
                     while chunk := await reader.readany():
                         capture.feed(chunk)

@@ -16,6 +16,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from shadowdiff.budget import BufferBudget
 from shadowdiff.experiment.mirror import Experiment, Mirror
 from shadowdiff.http import forwarding as hdr
 from shadowdiff.http.client import BodyFailed
@@ -53,7 +54,7 @@ class Proxy:
         metrics: Metrics,
         primary: Upstream,
         mirror: Mirror,
-        budget: bodies.BufferBudget,
+        budget: BufferBudget,
     ) -> None:
         self._runtime = runtime
         self._metrics = metrics
@@ -188,7 +189,7 @@ class Proxy:
                     rules=runtime.rules.for_route(route),
                     body_limit=config.compare.max_body_bytes,
                     control_wait=config.shadow.timeout,
-                    on_done=(lambda: budget.give(held)) if held else None,
+                    held=held,
                 )
             observation: Observation | None = None
             try:

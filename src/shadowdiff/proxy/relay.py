@@ -47,7 +47,7 @@ async def relay(
     )
     if close:
         response.force_close()
-    capture = BodyCapture(capture_limit) if experiment is not None else None
+    capture = BodyCapture(capture_limit, experiment.account) if experiment is not None else None
     try:
         await response.prepare(request)
     except ConnectionError:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from shadowdiff.budget import BufferBudget
 from shadowdiff.http import _aiohttp
 from shadowdiff.http.client import BodyFailed
 from shadowdiff.http.upstream import StreamedBody
@@ -34,23 +35,6 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # What is read of a body that will not be mirrored before the primary is contacted: a
 # body this small is sent whole; a larger one streams on from here.
 PREFETCH_BYTES = 64 * 1024
-
-
-class BufferBudget:
-    """Bytes of request bodies held for mirroring, all requests together, under a limit."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit  # may change while running; what is held stays held
-        self.held = 0
-
-    def take(self, size: int) -> bool:
-        if self.held + size > self.limit:
-            return False
-        self.held += size
-        return True
-
-    def give(self, size: int) -> None:
-        self.held -= size
 
 
 @dataclass(slots=True)
