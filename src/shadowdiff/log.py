@@ -6,7 +6,8 @@ stream stays machine-readable.
 
 In `serve`, lines go through a bounded queue to a writer thread: a stdout that
 nobody reads (a stuck log shipper, a full pipe) must never stall the event loop
-that serves the primary. When the queue is full, lines are dropped and counted
+that serves the primary. When the queue is full (QUEUE_LINES lines or QUEUE_BYTES
+of them), lines are dropped and counted
 (`dropped()`), never queued without limit.
 """
 
@@ -25,6 +26,7 @@ from shadowdiff.offloop import OffLoop
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _threshold = logging.INFO
 QUEUE_LINES = 10_000
+QUEUE_BYTES = 8 * 1024 * 1024  # and at most this much of them
 
 _writer: OffLoop[bytes] | None = None
 
@@ -37,7 +39,7 @@ def configure(level: str = "info", *, background: bool = False) -> None:
     global _writer
     set_level(level)
     if background and _writer is None:
-        _writer = OffLoop("shadowdiff-log", _write_now, QUEUE_LINES)
+        _writer = OffLoop("shadowdiff-log", _write_now, QUEUE_LINES, max_bytes=QUEUE_BYTES)
     handler = _LineHandler()
     handler.setFormatter(_JsonFormatter())
     logging.getLogger().handlers[:] = [handler]

@@ -1,7 +1,8 @@
 """Work handed to a thread through a bounded queue: the event loop never waits for I/O.
 
-`OffLoop.put()` never blocks: past `capacity` items, an item is dropped and counted
-(`dropped`), never queued without limit. The log writer is one (stdout nobody reads
+`OffLoop.put()` never blocks: past `capacity` items (or `max_bytes` of them, when
+items have a size), an item is dropped and counted (`dropped`), never queued
+without limit. The log writer is one (stdout nobody reads
 must not stall the proxy); so is every publish sink that writes somewhere.
 """
 
@@ -24,7 +25,13 @@ class OffLoop(Generic[T]):
     """
 
     def __init__(
-        self, name: str, handle: Callable[[T], None], capacity: int, *, on_error: Callable[[Exception], None] | None = None
+        self,
+        name: str,
+        handle: Callable[[T], None],
+        capacity: int,
+        *,
+        on_error: Callable[[Exception], None] | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.name = name
         self._handle = handle
@@ -32,16 +39,26 @@ class OffLoop(Generic[T]):
         self._items: queue.Queue[object] = queue.Queue(capacity)
         self.dropped = 0
         self.failed = 0
+        # With max_bytes, items are bytes and their lengths are bounded too. Each counter is
+        # written by one thread only (put: the caller's; handled: the thread's): no lock.
+        self._max_bytes = max_bytes
+        self._put_bytes = 0
+        self._handled_bytes = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def put(self, item: T) -> bool:
         """Queue `item`; False (and counted) when the queue is full."""
+        size = len(item) if self._max_bytes is not None else 0  # type: ignore[arg-type]
+        if size and self._put_bytes - self._handled_bytes + size > self._max_bytes:  # type: ignore[operator]
+            self.dropped += 1
+            return False
         try:
             self._items.put_nowait(item)
         except queue.Full:
             self.dropped += 1
             return False
+        self._put_bytes += size
         return True
 
     def _run(self) -> None:
@@ -52,6 +69,9 @@ class OffLoop(Generic[T]):
                 self.failed += 1
                 if self._on_error is not None:
                     self._on_error(exc)
+            finally:
+                if self._max_bytes is not None:
+                    self._handled_bytes += len(item)  # type: ignore[arg-type]
 
     def close(self, timeout: float) -> None:
         """Let queued items be handled (up to `timeout`), then stop the thread."""
