@@ -141,3 +141,17 @@ def test_already_redacted_differences_are_left_alone(redactor: Redactor) -> None
     """A difference the worker already redacted and cut is not redacted or cut again."""
     once = redactor.difference(Difference("body", "$.note", "changed", "x" * 50, "token=abc"))
     assert redactor.difference(once) is once
+
+
+def test_only_what_can_be_shown_is_scrubbed() -> None:
+    """A huge added subtree or string is cut after redaction of what is shown: secrets in the shown part are hidden,
+    the cut is marked, and the work does not grow with the value (a 100,000-item subtree is one line)."""
+    redactor = Redactor(LoggingConfig(max_value_chars=100))
+    tree = {"first": {"password": "hunter2"}, "items": [{"name": f"n{i}", "token": f"t{i}"} for i in range(100_000)]}
+    out = redactor.value(tree)
+    assert isinstance(out, str) and out.endswith("...(cut)") and "hunter2" not in out and len(out) < 120
+    long = "Bearer " + "a" * 50 + " " + "x" * 1_000_000
+    cut = redactor.text(long)
+    assert cut.startswith("Bearer [REDACTED] xxx")
+    hidden = int(cut.rsplit("(+", 1)[1].removesuffix(" chars)"))
+    assert len(cut) < 130 and abs(hidden - (len(long) - 100)) < 100  # what was left out, give or take the redaction

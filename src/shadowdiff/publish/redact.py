@@ -35,6 +35,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import re
+
 import orjson
 import re2
 
@@ -80,7 +82,19 @@ _SHAPES = (
 )
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a bad user pattern is reported by check-config, not on stderr
-_WORDS = re2.compile(r"[A-Z]+[a-z]*|[a-z]+|[0-9]+", _OPTIONS)  # camelCase, snake_case, kebab-case
+# camelCase, snake_case, kebab-case words. Python's re: no backtracking in it, keys are cut to
+# 128 characters, and RE2's findall costs ~20 us a call from Python where this costs ~1.
+_G = re2.compile(_SHAPES, _OPTIONS).groupindex  # the shapes' group numbers by name
+_WORDS = re.compile(r"[A-Z]+[a-z]*|[a-z]+|[0-9]+")
+# A string with none of these cannot hold a credential shape: it skips the RE2 pass (~4 us).
+_TRIGGERS = (
+    ":", "=", "eyJ", "earer", "EARER", "asic", "ASIC", "-----BEGIN", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_",
+    "ghr_", "github_pat_", "xox", "k_live_", "k_test_", "glpat-", "AIza",
+)  # fmt: skip
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+_MARGIN = 1024  # characters scrubbed past the cut: a secret that starts before it ends within it
+_SHORTEST = 5  # no credential shape fits in fewer characters ("pwd=x")
+_PLAIN = frozenset({int, float, bool, type(None)})
 # Escaped in every string written: DEL, C1 controls, line/paragraph separators and
 # bidirectional overrides (orjson already escapes C0 controls).
 _ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
@@ -166,6 +180,7 @@ class Redactor:
         self._shapes = re2.compile(_SHAPES, _OPTIONS)
         self._user = tuple(re2.compile(p, _OPTIONS) for p in spec.patterns)
         self._secret_keys: dict[str, bool] = {}
+        self._secret_paths: dict[str, bool] = {}
 
     def __reduce__(self) -> Any:
         return (_redactor, (self.spec,))
@@ -190,7 +205,7 @@ class Redactor:
             name = d.path.partition(":")[0]
             secret = self.secret_header(name) and name != "set-cookie"  # set-cookie:NAME says only "set"
         elif d.part == "body" and d.path.startswith("$"):
-            secret = any(self.secret_key(segment) for segment in _keys_in(d.path))
+            secret = self._secret_path(d.path)
         else:
             secret = False
         path = self.cut(d.path)  # names, not values: cut and escaped, never rewritten
@@ -200,30 +215,48 @@ class Redactor:
         return Difference(d.part, path, d.kind, self.value(d.control), self.value(d.candidate), redacted=True)
 
     def value(self, value: Any) -> Any:
-        """Any value: containers scrubbed key by key, strings scrubbed; then cut."""
+        """Any value: containers scrubbed key by key, strings scrubbed; then cut.
+
+        Only what can still be shown is scrubbed: a subtree is walked in the order it is
+        written until its output passes the cut (plus a margin), and the rest is left
+        out, so a big added subtree costs what its first `max_value_chars` cost.
+        """
         if isinstance(value, (dict, list)):
-            value = self._scrub(value, 0, 0)
+            room = [self._max + _MARGIN]  # characters of output still worth scrubbing
+            value = self._scrub(value, 0, 0, room)
             try:
                 text = orjson.dumps(value).decode()
             except orjson.JSONEncodeError:  # a number orjson cannot write, or nesting past its limit
                 text = str(value)
-            return value if len(text) <= self._max else self.cut(text)
+            if room[0] >= 0 and len(text) <= self._max:
+                return value
+            return self.cut(text, exact=room[0] >= 0)
         if isinstance(value, str):
             return self.text(value)
         return value
 
     def text(self, value: str) -> str:
-        """A string as it may be written: secrets hidden, cut, controls escaped."""
+        """A string as it may be written: secrets hidden, cut, controls escaped.
+
+        Past the cut only a margin is scrubbed (a secret that starts before the cut is
+        whole within it): a long string costs what its first characters cost.
+        """
+        if len(value) > self._max + _MARGIN:
+            scrubbed = self.scrub_text(value[: self._max + _MARGIN])
+            return self.cut(scrubbed, hidden=len(value) - self._max - _MARGIN)
         return self.cut(self.scrub_text(value))
 
     def url(self, target: str) -> str:
         """A request target or URL (the access log's): query secrets hidden, cut."""
         return self.text(target)
 
-    def cut(self, text: str) -> str:
-        if len(text) > self._max:
-            text = text[: self._max] + f"...(+{len(text) - self._max} chars)"
-        return text.translate(_ESCAPES)
+    def cut(self, text: str, *, hidden: int = 0, exact: bool = True) -> str:
+        """`text` cut to max_value_chars, saying how much was left out (`hidden`: what was already
+        cut before; `exact=False`: an unknown amount), controls escaped."""
+        if len(text) > self._max or not exact:
+            more = f"+{len(text) - self._max + hidden} chars" if exact else "cut"
+            text = text[: self._max] + f"...({more})"
+        return text if text.isascii() else text.translate(_ESCAPES)
 
     def secret_key(self, key: str) -> bool:
         """Whether a key (JSON field, form field, query parameter) names a secret."""
@@ -233,6 +266,16 @@ class Redactor:
             if len(self._secret_keys) >= 4096:  # keys are many but repeat; keep the cache bounded
                 self._secret_keys.clear()
             self._secret_keys[key] = known
+        return known
+
+    def _secret_path(self, path: str) -> bool:
+        """Whether a body path passes through a secret key (cached: the same paths differ again and again)."""
+        known = self._secret_paths.get(path)
+        if known is None:
+            known = any(self.secret_key(segment) for segment in _keys_in(path))
+            if len(self._secret_paths) >= 4096:
+                self._secret_paths.clear()
+            self._secret_paths[path] = known
         return known
 
     def secret_header(self, name: str) -> bool:
@@ -255,56 +298,91 @@ class Redactor:
 
     def scrub_text(self, text: str, embedded: int = 0) -> str:
         """Secrets in a string hidden (not cut): embedded JSON, credential shapes, user patterns."""
-        stripped = text.strip()
-        if embedded < _MAX_EMBEDDED and stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
-            try:
-                inner = orjson.loads(stripped)
-            except orjson.JSONDecodeError:
-                pass
-            else:
-                return orjson.dumps(self._scrub(inner, 0, embedded + 1)).decode()
-        text = self._shapes.sub(self._shape, text)
+        if not text:
+            return text
+        if embedded < _MAX_EMBEDDED and (text[0] in "{[" or text[0].isspace()):
+            stripped = text.strip()
+            if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+                try:
+                    inner = orjson.loads(stripped)
+                except orjson.JSONDecodeError:
+                    pass
+                else:
+                    return orjson.dumps(self._scrub(inner, 0, embedded + 1, [1 << 62])).decode()
+        # A short string is tested with `in` (well under a microsecond); a long one with one RE2 search.
+        if _suspect(text) if len(text) <= 96 else self._shapes.search(text) is not None:
+            text = self._shapes.sub(self._shape, text)
         for pattern in self._user:
             text = pattern.sub(REDACTED, text)
         return text
 
     def _shape(self, match: Any) -> str:
-        group = match.group
-        if group("name") is not None:
-            value = group("value")
-            if not self.secret_key(group("name")):  # an ordinary pair: its value is scanned on its own
-                return group("name") + group("assign") + self._shapes.sub(self._shape, value)
+        # Groups by number (`_G`): google-re2 rebuilds its name -> index map at every named lookup.
+        if match[_G["name"]] is not None:
+            name, assign, value = match[_G["name"]], match[_G["assign"]], match[_G["value"]]
+            if not self.secret_key(name):  # an ordinary pair: its value is scanned on its own
+                return name + assign + self._shapes.sub(self._shape, value)
             quote = value[0] if value[:1] in ("'", '"') else ""
-            return group("name") + group("assign") + quote + REDACTED + quote
-        if group("scheme") is not None:
-            if group("scheme").lower() == "basic" and not _basic_credentials(group("cred")):
-                return match.group(0)  # "basic information", not a credential
-            return group("scheme") + group("sep") + REDACTED
-        if group("scheme_url") is not None:  # a URL's start: its userinfo hidden, its query scanned on
-            return group("scheme_url") + (REDACTED + "@" if group("userinfo") is not None else "")
-        if group("card") is not None and not _luhn(group("card")):
-            return match.group(0)
+            return name + assign + quote + REDACTED + quote
+        scheme = match[_G["scheme"]]
+        if scheme is not None:
+            if scheme.lower() == "basic" and not _basic_credentials(match[_G["cred"]]):
+                return match[0]  # "basic information", not a credential
+            return scheme + match[_G["sep"]] + REDACTED
+        url = match[_G["scheme_url"]]
+        if url is not None:  # a URL's start: its userinfo hidden, its query scanned on
+            return url + (REDACTED + "@" if match[_G["userinfo"]] is not None else "")
+        card = match[_G["card"]]
+        if card is not None and not _luhn(card):
+            return match[0]
         return REDACTED
 
-    def _scrub(self, value: Any, depth: int, embedded: int) -> Any:
-        if depth >= MAX_DEPTH and isinstance(value, (dict, list)):
-            return f"<nested deeper than {MAX_DEPTH}>"
-        if isinstance(value, dict):
-            return {
-                k: REDACTED if isinstance(k, str) and self.secret_key(k) else self._scrub(v, depth + 1, embedded)
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [self._scrub(v, depth + 1, embedded) for v in value]
+    def _scrub(self, value: Any, depth: int, embedded: int, room: list[int]) -> Any:
+        """Secret keys' values hidden and strings scrubbed, down to MAX_DEPTH, while `room[0]`
+        (output characters still worth scrubbing, counted low) lasts: past it, items are left out."""
         if isinstance(value, str):
-            return self.scrub_text(value, embedded)
-        return value
+            room[0] -= len(value) + 2
+            if len(value) < _SHORTEST:
+                return value
+            return self.scrub_text(value if len(value) <= self._max + _MARGIN else value[: self._max + _MARGIN], embedded)
+        if not isinstance(value, (dict, list)):
+            room[0] -= 1
+            return value
+        if depth >= MAX_DEPTH:
+            return f"<nested deeper than {MAX_DEPTH}>"
+        depth += 1
+        if isinstance(value, list):
+            items = []
+            for v in value:
+                if room[0] < 0:
+                    break
+                room[0] -= 1
+                items.append(v if type(v) in _PLAIN else self._scrub(v, depth, embedded, room))
+            return items
+        known, out = self._secret_keys, {}
+        for key, v in value.items():
+            if room[0] < 0:
+                break
+            room[0] -= len(key) + 4
+            secret = known.get(key)
+            if secret is None:
+                secret = self.secret_key(key)
+            out[key] = REDACTED if secret else v if type(v) in _PLAIN else self._scrub(v, depth, embedded, room)
+        return out
 
 
 @functools.lru_cache(maxsize=4)
 def _redactor(spec: Redaction) -> Redactor:
     """One compiled Redactor per settings, per process (the worker gets one with each job)."""
     return Redactor(spec)
+
+
+def _suspect(text: str) -> bool:
+    """Whether `text` may hold a credential shape (a cheap test before the RE2 pass)."""
+    for trigger in _TRIGGERS:
+        if trigger in text:
+            return True
+    return len(text) >= 13 and len(text) - len(text.translate(_NO_DIGITS)) >= 13  # a card number's digits
 
 
 def _keys_in(path: str) -> list[str]:
