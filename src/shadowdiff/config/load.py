@@ -103,7 +103,8 @@ def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
         check = spec.metadata.get("check")
         message = check(value) if check and value is not None else None
         if message:
-            problems.append(f"{where}: {message}")
+            for text in [message] if isinstance(message, str) else message:
+                problems.append(f"{where}{text}" if text.startswith("[") else f"{where}: {text}")
             continue
         values[name] = value
     built = cls(**values)
