@@ -224,6 +224,8 @@ class Connection(web.RequestHandler):
         self._queued += self.head_bytes + (used if self._body is not None else len(data) - trailing)
         self.head_bytes = trailing
         self.head_since = self._loop.time() if trailing else None
+        if trailing + self._queued > self.edge.head_limit > 0:
+            self._too_large()  # already past the bound within this one read
 
     def _too_large(self) -> None:
         """Refuse the head with 431 through aiohttp's own error path, after anything queued."""
