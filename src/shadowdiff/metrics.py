@@ -34,6 +34,8 @@ SKIP_REASONS = (
     "shadow_unhealthy", "compare_queue_full",
 )  # fmt: skip
 
+EVICTION_REASONS = ("slow_head", "idle")  # proxy/edge.py
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _COMPARE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
@@ -174,9 +176,24 @@ class Metrics:
             "Client connections refused with 503 at listen.max_connections.",
             registry=registry,
         )
+        self.connections_evicted = _Children(
+            Counter(
+                "shadowdiff_connections_evicted",
+                "Client connections closed at listen.max_connections to admit a new one: "
+                "slow_head (no whole request head yet) or idle (kept alive between requests).",
+                ["reason"],
+                registry=registry,
+            )
+        )
+        self.head_timeouts = Counter(
+            "shadowdiff_request_head_timeouts",
+            "Client connections closed because a request head did not arrive whole within listen.head_timeout.",
+            registry=registry,
+        )
         self.malformed_requests = Counter(
             "shadowdiff_malformed_requests",
-            "Requests rejected with 400 by the HTTP parser (bad framing, smuggling shapes); they reach no upstream.",
+            "Requests rejected by the HTTP parser before any handler: 400 (bad framing, smuggling shapes) "
+            "or 431 (a head past the listen limits); they reach no upstream.",
             registry=registry,
         )
         self.log_dropped = Counter(
@@ -200,6 +217,8 @@ class Metrics:
         # Zero-valued series for the fixed vocabularies, so rate() works from the start.
         for reason in SKIP_REASONS:
             self.mirror_skipped.labels(reason)
+        for reason in EVICTION_REASONS:
+            self.connections_evicted.labels(reason)
         for upstream in UPSTREAMS:
             for kind in ERROR_KINDS:
                 self.upstream_errors.labels(upstream, kind)

@@ -124,13 +124,17 @@ class ShadowDiff:
         server = TrafficServer(
             self.proxy.handle,
             max_connections=listen.max_connections,
+            max_head_bytes=listen.max_head_bytes,
+            head_timeout=listen.head_timeout,
             on_shed=self.metrics.connections_shed.inc,
+            on_evicted=lambda reason: self.metrics.connections_evicted.labels(reason).inc(),
+            on_head_timeout=self.metrics.head_timeouts.inc,
             auto_decompress=False,  # relay request bodies exactly as sent
             max_line_size=listen.max_header_line_bytes,
             max_field_size=listen.max_header_line_bytes,
             max_headers=listen.max_headers,
-            # Closes a connection idle between requests, or still short of a whole
-            # request head (slowloris), this long after it opened or last answered.
+            # Closes a connection idle between requests this long after it opened or last
+            # answered (a head under way has its own, shorter deadline: listen.head_timeout).
             keepalive_timeout=listen.idle_timeout,
             # After a 408/413 the unread rest of a body is drained this long at most.
             lingering_time=2.0,

@@ -29,6 +29,10 @@ def test_defaults_are_the_sidecar_defaults() -> None:
     assert config.shadow.host_header == "own"
     assert (config.primary.timeout, config.primary.connect_timeout) == (30.0, 5.0)
     assert (config.shadow.timeout, config.shadow.connect_timeout) == (5.0, 1.0)
+    # The head bounds: at least Envoy's (60 KiB, 100 headers) and nginx's (8 KiB a line).
+    assert (config.listen.max_head_bytes, config.listen.max_headers, config.listen.max_header_line_bytes) == (65536, 128, 65536)
+    assert config.listen.head_timeout == 10.0 and config.listen.idle_timeout == 75.0
+    assert "127.0.0.0/8" in config.listen.trusted_proxies and "::1/128" in config.listen.trusted_proxies
 
 
 @pytest.mark.parametrize(
@@ -49,6 +53,15 @@ def test_defaults_are_the_sidecar_defaults() -> None:
         (_with("shadow", "connect_timeout", 0), "shadow.connect_timeout: must be greater than 0, got 0.0"),
         (_with("shadow", "host_header", "mine"), "shadow.host_header: must be one of own, client, got 'mine'"),
         (_with("listen", "address", "8080"), "listen.address: must be HOST:PORT, got '8080'"),
+        (_with("listen", "max_head_bytes", 0), "listen.max_head_bytes: must be greater than 0, got 0"),
+        (_with("listen", "head_timeout", 0), "listen.head_timeout: must be greater than 0, got 0.0"),
+        (_with("listen", "trusted_proxies", "10.0.0.0/8"), "listen.trusted_proxies: must be a list of strings"),
+        (
+            _with("listen", "trusted_proxies", ["127.0.0.1", "::1/128", "10.0.0.1/8"]),
+            "listen.trusted_proxies[2]: not an IP network in CIDR form (10.0.0.1/8 has host bits set): '10.0.0.1/8'",
+        ),
+        (_with("listen", "trusted_proxies", ["10.0.0.0/8", "", "localhost"]), "listen.trusted_proxies[1]: not an IP network"),
+        (_with("listen", "trusted_proxies", ["10.0.0.0/8", "", "localhost"]), "listen.trusted_proxies[2]: not an IP network"),
         (_with("admin", "listen", "127.0.0.1:99999"), "admin.listen: port must be between 0 and 65535"),
         (_with("compare", "max_body_bytes", -5), "compare.max_body_bytes: must be 0 or more, got -5"),
         (_with("logging", "level", "loud"), "logging.level: must be one of debug, info, warning, error"),

@@ -84,7 +84,7 @@ def test_low_level_server_hooks() -> None:
 
 
 async def test_server_admit_hook_builds_aiohttp_handlers() -> None:
-    """Server.__call__ asks admit(): None gives aiohttp's RequestHandler, a protocol refuses the connection."""
+    """Server.__call__ asks admit(): None gives a Connection (aiohttp's RequestHandler), a protocol refuses the connection."""
 
     class Refusing(_aiohttp.Server):
         def admit(self) -> asyncio.BaseProtocol | None:
@@ -93,8 +93,42 @@ async def test_server_admit_hook_builds_aiohttp_handlers() -> None:
     async def handler(request: web.BaseRequest) -> web.StreamResponse:
         return web.Response()
 
-    assert isinstance(_aiohttp.Server(handler)(), web.RequestHandler)
+    assert isinstance(_aiohttp.Server(handler)(), _aiohttp.Connection)
+    assert issubclass(_aiohttp.Connection, web.RequestHandler)
     assert type(Refusing(handler)()) is asyncio.Protocol
+
+
+def test_request_handler_internals() -> None:
+    """RequestHandler keeps what Connection reads and overrides: its message queue and counters, the error
+    record it queues, and the methods it wraps, with the signatures it calls them by."""
+    from aiohttp.web_protocol import _ErrInfo
+
+    for slot in ("_messages", "_request_count", "_request_in_progress", "_payload_parser", "_waiter", "_force_close", "_close"):
+        assert slot in web.RequestHandler.__slots__, slot
+    assert "_upgraded" in dir(web.RequestHandler)  # BaseProtocol's
+    assert list(inspect.signature(_ErrInfo).parameters) == ["status", "exc", "message"]
+    assert list(inspect.signature(web.RequestHandler.handle_error).parameters) == ["self", "request", "status", "exc", "message"]
+    assert list(inspect.signature(web.RequestHandler.finish_response).parameters) == ["self", "request", "resp", "start_time"]
+    assert inspect.iscoroutinefunction(web.RequestHandler.finish_response)
+    for method in ("data_received", "connection_made", "connection_lost", "force_close"):
+        assert callable(getattr(web.RequestHandler, method)), method
+
+
+def test_request_parser_rejections_read_as_too_large() -> None:
+    """The request parser's own refusals for a head past its limits are what request_head_too_large() turns into 431."""
+    assert _aiohttp.request_head_too_large(LineTooLong(b"x" * 10, 8190))
+    assert _aiohttp.request_head_too_large(BadHttpMessage("Too many headers received"))
+    assert _aiohttp.request_head_too_large(_aiohttp.HeadTooLarge())
+    assert not _aiohttp.request_head_too_large(BadHttpMessage("Invalid method"))
+    assert not _aiohttp.request_head_too_large(None)
+
+
+def test_own_response_drops_the_server_header() -> None:
+    """StreamResponse still names the Server header it adds in _prepare_headers, which OwnResponse removes."""
+    from aiohttp.http import SERVER_SOFTWARE
+
+    assert "aiohttp" in SERVER_SOFTWARE
+    assert "hdrs.SERVER" in inspect.getsource(web.StreamResponse._prepare_headers)
 
 
 def test_stream_response_internals() -> None:

@@ -35,7 +35,8 @@ async def _served_within(proxy: ShadowDiff, seconds: float) -> bool:
 
 
 async def test_partial_headers_are_cut_off_while_others_are_served(primary: Backend, start_proxy: StartProxy) -> None:
-    """A client that never finishes its request head is disconnected after listen.idle_timeout; others are served meanwhile."""
+    """A client that never finishes its request head is disconnected by listen.idle_timeout when it is the shorter
+    deadline (head_timeout is tests/proxy/test_edge.py's); others are served meanwhile."""
     proxy = await start_proxy(primary.url, listen={"idle_timeout": 0.5})
     reader, writer = await connect(proxy)
     try:
@@ -82,9 +83,13 @@ async def test_trickled_body_gets_408(primary: Backend, start_proxy: StartProxy)
 
 
 async def test_connection_cap_sheds_fast(primary: Backend, start_proxy: StartProxy) -> None:
-    """Past listen.max_connections a new connection gets an immediate 503 and is counted; freed capacity serves again."""
+    """Past listen.max_connections, with every connection busy, a new one gets an immediate 503 and is counted;
+    freed capacity serves again. (Waiting connections give way instead: tests/proxy/test_edge.py.)"""
     proxy = await start_proxy(primary.url, listen={"max_connections": 3})
     held = [await connect(proxy) for _ in range(3)]  # accepted in order: these three are counted first
+    for _, writer in held:  # a body still arriving: a request in progress, never evicted
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12")
+        await writer.drain()
     started = time.perf_counter()
     shed = await rawhttp.send(url_of(proxy), b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", timeout=2)
     assert shed.status == 503
@@ -118,6 +123,9 @@ async def test_connection_cap_under_uvloop(tmp_path, primary: Backend) -> None:
     async with serving(config=config, tmp_path=tmp_path) as served:
         try:
             held = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(3)]  # accepted in order
+            for _, writer in held:  # requests in progress: never evicted
+                writer.write(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12")
+                await writer.drain()
             shed = await rawhttp.send(served.url, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", timeout=5)
             assert shed.status == 503
         finally:

@@ -103,8 +103,9 @@ def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
         check = spec.metadata.get("check")
         message = check(value) if check and value is not None else None
         if message:
-            # a check that names an item ("[2]: ...") is reported at the item's own path
-            problems.append(f"{where}{message}" if message.startswith("[") else f"{where}: {message}")
+            # a check may return several messages; one that names an item ("[2]: ...") is at the item's path
+            for text in [message] if isinstance(message, str) else message:
+                problems.append(f"{where}{text}" if text.startswith("[") else f"{where}: {text}")
             continue
         values[name] = value
     built = cls(**values)

@@ -8,6 +8,7 @@ sizes, upstream URLs): `config.live.restart_changes()` reads it. Everything else
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,12 +120,20 @@ def _regex(value: str) -> str | None:
     return None
 
 
-def _regexes(value: tuple[str, ...]) -> str | None:
-    for index, pattern in enumerate(value):
-        message = _regex(pattern)
-        if message:
-            return f"[{index}]: {message}"
-    return None
+def _regexes(value: tuple[str, ...]) -> list[str]:
+    """Each entry a pattern RE2 can run; problems name the entry."""
+    return [f"[{index}]: {message}" for index, pattern in enumerate(value) if (message := _regex(pattern))]
+
+
+def _networks(value: tuple[str, ...]) -> list[str]:
+    """Each entry an IP network in CIDR form (or one address); problems name the entry."""
+    out = []
+    for index, entry in enumerate(value):
+        try:
+            ipaddress.ip_network(entry, strict=True)
+        except ValueError as exc:
+            out.append(f"[{index}]: not an IP network in CIDR form ({exc}): {entry!r}")
+    return out
 
 
 def _lower_names(value: tuple[str, ...]) -> str | None:
@@ -133,10 +142,16 @@ def _lower_names(value: tuple[str, ...]) -> str | None:
 
 
 def _setting(
-    default: Any, check: Callable[[Any], str | None] | None = None, *, secret: bool = False, restart: bool = False
+    default: Any,
+    check: Callable[[Any], str | list[str] | None] | None = None,
+    *,
+    secret: bool = False,
+    restart: bool = False,
 ) -> Any:
     """A config field: its default, an optional check, whether to mask it, and whether
-    a running proxy needs a restart to take a new value (for a section: any of its keys)."""
+    a running proxy needs a restart to take a new value (for a section: any of its keys).
+
+    A check returns a message, or a list of them; one starting with `[i]` names an item."""
     meta = {"check": check, "secret": secret, "restart": restart}
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults are not allowed; use a tuple")
@@ -146,14 +161,22 @@ def _setting(
 # -- the sections ----------------------------------------------------------------
 
 
-# Header limits, at least as generous as Envoy's defaults (100 headers, 60 KiB) and
-# nginx's (8 KiB a line). An upstream's answer may have up to 256 lines (real answers
-# carry big CSP and cookie headers; past it, a 502). A client's request may have 128:
-# count x line size bounds a head a client can make the proxy hold (8 MiB, as in 0.4.0;
-# a bound on the whole head is the hardening issue's).
+# Header limits, at least as generous as Envoy's defaults (100 headers, 60 KiB of
+# headers) and nginx's (8 KiB a line). An upstream's answer may have up to 256 lines
+# (real answers carry big CSP and cookie headers; past it, a 502). A client's request
+# head may have 128 header lines and 64 KiB in all (request line and CRLFs included),
+# past either a 431. One line may fill the whole head: Envoy takes a 50 KiB header,
+# so a shorter line limit would refuse what Envoy accepts, and the head's byte bound,
+# not the line's, is what bounds memory.
 MAX_HEADERS = 256
 MAX_REQUEST_HEADERS = 128
 MAX_HEADER_LINE_BYTES = 64 * 1024
+MAX_HEAD_BYTES = 64 * 1024
+
+# Peers whose X-Forwarded-*, Forwarded and X-Real-IP are kept: loopback (a mesh sidecar
+# such as Envoy or linkerd-proxy connects from it) and the private ranges an ingress or
+# load balancer in the same cluster or VPC connects from. Anyone else's are replaced.
+TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +186,13 @@ class ListenConfig:
     max_connections: int = _setting(1024, _positive)
     max_headers: int = _setting(MAX_REQUEST_HEADERS, _positive)
     max_header_line_bytes: int = _setting(MAX_HEADER_LINE_BYTES, _positive)
+    max_head_bytes: int = _setting(MAX_HEAD_BYTES, _positive)
+    head_timeout: float = _setting(10.0, _positive, restart=True)  # the TrafficServer takes it at start
     idle_timeout: float = _setting(75.0, _positive)
     request_timeout: float = _setting(60.0, _positive)
     shutdown_timeout: float = _setting(15.0, _non_negative)
     workers: int = _setting(1, _positive)  # processes sharing the port (SO_REUSEPORT); bounds apply per process
+    trusted_proxies: tuple[str, ...] = _setting(TRUSTED_PROXIES, _networks)
 
 
 @dataclass(frozen=True, slots=True)

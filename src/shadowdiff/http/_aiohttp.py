@@ -18,13 +18,16 @@ from typing import Any
 from aiohttp import web
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.http import RawResponseMessage
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, HttpProcessingError, LineTooLong
 from aiohttp.http_writer import _serialize_headers
-from aiohttp.streams import StreamReader
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp.web_protocol import _ErrInfo
 from multidict import CIMultiDict
 
 __all__ = [
-    "ClientProtocol", "RawResponseMessage", "RelayedResponse", "Server", "StreamReader",
-    "drain", "has_answer", "head_too_large", "serialize_head", "write_interim",
+    "ClientProtocol", "Connection", "Edge", "HeadTooLarge", "OwnResponse", "RawResponseMessage",
+    "RelayedResponse", "Server", "StreamReader", "drain", "has_answer", "head_too_large",
+    "request_head_too_large", "serialize_head", "write_interim",
 ]  # fmt: skip
 
 # -- the client side -------------------------------------------------------------
@@ -81,29 +84,226 @@ def head_too_large(exc: BaseException) -> bool:
 # -- the server side -------------------------------------------------------------
 
 
+class HeadTooLarge(HttpProcessingError):
+    """A request head past the proxy's byte budget (the edge's own parser rejection)."""
+
+    def __init__(self) -> None:
+        super().__init__(code=431, message="request head too large")
+
+
+def request_head_too_large(exc: BaseException | None) -> bool:
+    """A request head refused for its size: ours, or aiohttp's line length or header count."""
+    return isinstance(exc, (HeadTooLarge, LineTooLong)) or (
+        isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc.message)
+    )
+
+
+class Edge:
+    """What a Connection tells, and asks, the listener that owns it (proxy/edge.py).
+
+    `waiting(conn)`: nothing of it is being handled; a head is due (fresh, idle, or part
+    received). `busy(conn)`: a whole head arrived (or the connection is refused).
+    `gone(conn)`: closed. `error_page(status)`: the proxy's own answer for a refusal.
+    """
+
+    head_limit = 0  # 0: no byte budget for a head
+
+    def waiting(self, conn: Connection) -> None:
+        pass
+
+    def busy(self, conn: Connection) -> None:
+        pass
+
+    def gone(self, conn: Connection) -> None:
+        pass
+
+    def error_page(self, status: int) -> web.StreamResponse:
+        return web.Response(status=status)
+
+
+class Connection(web.RequestHandler):
+    """aiohttp's server protocol, counting the bytes of request heads as they arrive.
+
+    While a head is incomplete every chunk is measured (one `bytes.find` for the end of
+    the head) before the parser sees it: a head that would pass `edge.head_limit`
+    (together with complete heads still queued, unanswered, behind a busy handler) is
+    answered 431 and nothing more is read. Body bytes are not counted. Parser rejections
+    and handler failures are answered with `edge.error_page(status)`: aiohttp's own pages
+    echo the parser's message and carry a `Server` header.
+    """
+
+    __slots__ = ("edge", "head_since", "head_bytes", "_queued", "_body", "_refused", "evicted")
+
+    def __init__(self, manager: web.Server, *, edge: Edge, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.edge = edge
+        # When the deadline for the head being received started (the connection's start,
+        # or the first byte of a head on a kept-alive one); None while none is due.
+        self.head_since: float | None = None
+        self.head_bytes = 0  # bytes of the incomplete head
+        self._queued = 0  # bytes of complete heads the handler has not taken yet
+        self._body: StreamReader | None = None  # a request body still arriving
+        self._refused = False
+        self.evicted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.head_since = self._loop.time()
+        self.edge.waiting(self)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.edge.gone(self)
+        super().connection_lost(exc)
+
+    @property
+    def in_progress(self) -> bool:
+        """A request is being handled, queued, or its body is still arriving."""
+        return bool(self._request_in_progress or self._messages or self._body is not None)
+
+    def drop(self, answer: bytes) -> None:
+        """Close now (write `answer` first if any): for a connection not `in_progress`."""
+        if self.transport is not None and answer:
+            self.transport.write(answer)
+        self.force_close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._payload_parser is not None or self._upgraded or self._force_close or self._close:
+            super().data_received(data)
+            return
+        body = self._body
+        if body is not None:
+            before = self._request_count
+            super().data_received(data)
+            if body.is_eof():
+                self._body = None
+                if self._request_count != before:
+                    self._heads_done(b"", 0)  # pipelined behind a body: counted from here on
+                elif not self._request_in_progress and not self._messages:
+                    self.edge.waiting(self)  # a refused body drained (lingering): idle again
+            return
+        if self._queued and not self._messages:
+            self._queued = 0  # the handler took them
+        end = data.find(b"\r\n\r\n")
+        used = len(data) if end < 0 else end + 4
+        if self.head_bytes + self._queued + used > self.edge.head_limit > 0:
+            # Unless the head's last CRLF CRLF straddles the previous chunk: feed at most its
+            # last three bytes, and see whether the parser completes a head with them.
+            before = self._request_count
+            super().data_received(data[:3])
+            if self._request_count == before:
+                self._too_large()
+                return
+            self._heads_done(data[:3], 3)
+            self.data_received(data[3:])
+            return
+        if self.head_since is None and data:
+            self.head_since = self._loop.time()
+        before = self._request_count
+        super().data_received(data)
+        if self._request_count == before:
+            self.head_bytes += len(data)
+        else:
+            self._heads_done(data, used)
+
+    def _heads_done(self, data: bytes, used: int) -> None:
+        """One or more heads completed in `data`; the last one's body may follow."""
+        message, payload = self._messages[-1]
+        self.edge.busy(self)
+        if isinstance(message, _ErrInfo):  # a parser rejection: answered, then closed
+            self._refused = True
+            return
+        trailing = 0
+        if not payload.is_eof():
+            self._body = payload
+        elif payload is EMPTY_PAYLOAD and data:
+            # The bytes after the last head's end start the next head (a bodyless head
+            # ends at the chunk's last CRLF CRLF). After a body: counted from the next chunk.
+            trailing = max(0, len(data) - (data.rfind(b"\r\n\r\n") + 4))
+        self._queued += self.head_bytes + (used if self._body is not None else len(data) - trailing)
+        self.head_bytes = trailing
+        self.head_since = self._loop.time() if trailing else None
+        if trailing + self._queued > self.edge.head_limit > 0:
+            self._too_large()  # already past the bound within this one read
+
+    def _too_large(self) -> None:
+        """Refuse the head with 431 through aiohttp's own error path, after anything queued."""
+        self._refused = True
+        self.edge.busy(self)
+        exc = HeadTooLarge()
+        self._request_count += 1
+        self._messages.append((_ErrInfo(status=431, exc=exc, message=exc.message), EMPTY_PAYLOAD))
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        result = await super().finish_response(request, resp, start_time)
+        if resp.keep_alive and not (self._messages or self._refused or self._close or self._force_close) and self._body is None:
+            self._queued = 0
+            if self.head_bytes:  # part of the next head came while this one was answered
+                self.head_since = self._loop.time()
+            self.edge.waiting(self)
+        return result
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """The proxy's own short answer; logged as aiohttp logs it (parser rejections at debug
+        level on a first request with a bad method), never echoing the request."""
+        if request_head_too_large(exc):
+            status = 431
+        if self._request_count == 1 and isinstance(exc, BadHttpMethod):
+            self.logger.debug("Error handling request", exc_info=exc)
+        else:
+            self.log_exception("Error handling request", exc_info=exc)
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started, cannot answer with an error")
+        response = self.edge.error_page(status)
+        response.force_close()
+        return response
+
+
 class Server(web.Server):
-    """aiohttp's low-level server with two hooks of its protocol factory.
+    """aiohttp's low-level server building `Connection`s, with two hooks of its protocol factory.
 
     `admit()` is asked for each new connection, before aiohttp builds its handler;
     returning a protocol instead (a refusal) keeps aiohttp out of it entirely.
-    `released()` runs when an admitted connection is gone.
+    `released(handler)` runs when an admitted connection is gone.
     """
+
+    edge: Edge = Edge()
 
     def admit(self) -> asyncio.BaseProtocol | None:
         return None
 
-    def released(self) -> None:
+    def released(self, handler: web.RequestHandler) -> None:
         pass
 
     def __call__(self) -> Any:
         refusal = self.admit()
         if refusal is not None:
             return refusal
-        return super().__call__()
+        return Connection(self, loop=self._loop, edge=self.edge, **self._kwargs)
 
     def connection_lost(self, handler: web.RequestHandler, exc: BaseException | None = None) -> None:
-        self.released()
+        self.released(handler)
         super().connection_lost(handler, exc)
+
+
+class OwnResponse(web.Response):
+    """A response the proxy writes itself: aiohttp's, minus the `Server` header it adds."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self.headers.popall("Server", None)
 
 
 class RelayedResponse(web.StreamResponse):

@@ -8,7 +8,9 @@ them, together with every header the `Connection` header names. Framing headers
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
+import re
 from collections.abc import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy, istr
@@ -70,18 +72,67 @@ def end_to_end(pairs: Pairs, removed: frozenset[str] = HOP_BY_HOP) -> Pairs:
     return [pair for pair, low in zip(pairs, lowered) if low not in removed]
 
 
-def request_headers(pairs: Pairs, *, marker_header: str) -> CIMultiDict[str]:
+def request_headers(pairs: Pairs, *, marker_header: str, trusted: bool = True) -> CIMultiDict[str]:
     """End-to-end request headers shared by both legs, before per-leg additions.
 
-    The shadow marker is removed so a client cannot make the primary's request
-    look like a shadow copy.
+    Names are compared folded (case, `_` for `-`), as CGI-style frameworks (WSGI, Rack,
+    PHP) read them: any spelling of the shadow marker is removed, so a client cannot make
+    the primary's request look like a shadow copy. The forwarding headers
+    (X-Forwarded-For/-Proto/-Host, Forwarded, X-Real-IP) are removed in any spelling
+    unless the peer is `trusted`, and from a trusted one in their underscore spellings,
+    which no proxy writes and which a framework could take for the real ones.
     """
-    return CIMultiDict(end_to_end(pairs, _request_removed(marker_header)))
+    folded = [name.lower().replace("_", "-") for name, _ in pairs]
+    removed = _request_removed(marker_header, trusted)
+    if "connection" in folded:
+        named = _tokens(value for (_, value), low in zip(pairs, folded) if low == "connection")
+        removed = removed | {token.replace("_", "-") for token in named}
+    return CIMultiDict(
+        [
+            pair
+            for pair, low in zip(pairs, folded)
+            if low not in removed and not (low in FORWARDING and "_" in pair[0])
+        ]
+    )
+
+
+# Set by proxies in front of this one; believed only from trusted peers (listen.trusted_proxies).
+FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"})
 
 
 @functools.lru_cache(maxsize=8)
-def _request_removed(marker_header: str) -> frozenset[str]:
-    return HOP_BY_HOP | _REQUEST_FRAMING | {marker_header.lower()}
+def _request_removed(marker_header: str, trusted: bool) -> frozenset[str]:
+    removed = HOP_BY_HOP | _REQUEST_FRAMING | {marker_header.lower().replace("_", "-")}
+    return removed if trusted else removed | FORWARDING
+
+
+class TrustedPeers:
+    """Whether a peer address is in `listen.trusted_proxies` (answers cached per address)."""
+
+    def __init__(self, networks: Iterable[str]) -> None:
+        self._networks = tuple(ipaddress.ip_network(n) for n in networks)
+        self.trusts = functools.lru_cache(maxsize=4096)(self._trusts)
+
+    def _trusts(self, peer: str | None) -> bool:
+        if not peer or not self._networks:
+            return False
+        try:
+            address = ipaddress.ip_address(peer.split("%", 1)[0])
+        except ValueError:  # a Unix socket path, or nothing
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._networks)
+
+
+# RFC 9110 §7.2 / RFC 3986 §3.2.2: IP-literal, or a reg-name (IPv4 included), then an
+# optional port. No userinfo (`@`), no path, no spaces or control characters.
+_HOST = re.compile(r"(?:\[[0-9A-Za-z:.%_~-]+\]|[0-9A-Za-z._~%!$&'()*+,;=-]*)(?::[0-9]*)?")
+
+
+def valid_host(value: str) -> bool:
+    """Whether a Host header value is a valid authority (host and optional port)."""
+    return _HOST.fullmatch(value) is not None
 
 
 def request_id(headers: Headers) -> str:
@@ -98,8 +149,9 @@ def add_forwarding(
 ) -> None:
     """Append this hop to Via and X-Forwarded-For; set X-Forwarded-Proto if absent.
 
-    An X-Forwarded-Proto set by a load balancer in front of the sidecar is kept:
-    it knows the scheme the user really spoke.
+    An X-Forwarded-Proto set by a trusted load balancer in front of the sidecar is
+    kept: it knows the scheme the user really spoke. (An untrusted peer's forwarding
+    headers were removed by `request_headers`, so for it these are set afresh.)
     """
     _append(headers, "Via", via_value(version))
     if client_ip:

@@ -62,6 +62,7 @@ class Proxy:
         self._mirror = mirror
         self._budget = budget
         self._own_authorities = {str(runtime.current.config.listen.address)}
+        self._trusted = hdr.TrustedPeers(runtime.current.config.listen.trusted_proxies)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         answer = _Answer()
@@ -75,6 +76,10 @@ class Proxy:
         config = runtime.config
         if request.method == "CONNECT":
             return answer.refuse(405, "CONNECT is not supported: shadowdiff is a reverse proxy", close=True)
+        hosts = request.headers.getall("Host", ())
+        if len(hosts) > 1 or not (hdr.valid_host(hosts[0]) if hosts else request.version < (1, 1)):
+            # RFC 9112 §3.2: exactly one Host, a valid authority (no userinfo, no spaces).
+            return answer.refuse(400, "request needs one valid Host header", close=True)
         target = self._origin_form(request)
         if target is None:
             return answer.refuse(400, "request target must be a path on this server")
@@ -141,9 +146,9 @@ class Proxy:
         self._metrics.upstream_failed("primary", kind)
         return answer.refuse(gateway_status(kind), gateway_text(kind))
 
-    @staticmethod
-    def _capture(request: web.BaseRequest, target: str, path: str, route: str, body: bytes, marker: str) -> CapturedRequest:
-        headers = hdr.request_headers(hdr.decoded(request.raw_headers), marker_header=marker)
+    def _capture(self, request: web.BaseRequest, target: str, path: str, route: str, body: bytes, marker: str) -> CapturedRequest:
+        trusted = self._trusted.trusts(request.remote)
+        headers = hdr.request_headers(hdr.decoded(request.raw_headers), marker_header=marker, trusted=trusted)
         request_id = hdr.request_id(headers)
         headers[hdr.REQUEST_ID] = request_id
         hdr.add_forwarding(headers, client_ip=request.remote, proto=request.scheme, version=tuple(request.version))

@@ -1,11 +1,13 @@
-"""The traffic listener's protections below the handler: a connection cap, and
-quiet accounting of requests aiohttp's parser rejects.
+"""The traffic listener's protections below the handler: a connection cap, the
+request-head bounds (proxy/edge.py), and quiet accounting of parser rejections.
 
-Past `listen.max_connections` a new connection gets an immediate 503 and is
-closed: shedding load fast beats letting every client hang. Requests too
-malformed to parse (smuggling shapes, bad framing) are answered 400 by aiohttp
-before any handler runs; they are counted, and kept out of the error log where
-a scanner would otherwise flood it with tracebacks.
+At `listen.max_connections` the longest-waiting connection that is handling no
+request gives way to a new one; only when every connection is busy does the new
+one get an immediate 503 and a close: shedding load fast beats letting every
+client hang. Requests too malformed to parse (smuggling shapes, bad framing) are
+answered 400, and heads past the limits 431, before any handler runs; they are
+counted, and kept out of the error log where a scanner would otherwise flood it
+with tracebacks.
 """
 
 from __future__ import annotations
@@ -18,37 +20,61 @@ from typing import Any
 from aiohttp.http_exceptions import HttpProcessingError
 
 from shadowdiff.http import _aiohttp
+from shadowdiff.proxy.edge import ConnectionEdge
+from shadowdiff.proxy.response import raw_answer
 
-_SHED = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 29\r\n"
-    b"Connection: close\r\n\r\nproxy at its connection limit\n"
-)
+_SHED = raw_answer(503, "proxy at its connection limit")
 
 
 class TrafficServer(_aiohttp.Server):
     """aiohttp's low-level server with a cap on concurrent client connections.
 
-    Past the cap the connection gets its own tiny protocol that answers 503 and
+    At the cap a waiting connection is evicted to make room (`edge.evict()`); when
+    none can be, the new connection gets its own tiny protocol that answers 503 and
     closes: aiohttp never sees it, so no handler is started just to be torn down.
     """
 
-    def __init__(self, handler: Any, *, max_connections: int, on_shed: Callable[[], None], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        max_connections: int,
+        max_head_bytes: int,
+        head_timeout: float,
+        on_shed: Callable[[], None],
+        on_evicted: Callable[[str], None],
+        on_head_timeout: Callable[[], None],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(handler, **kwargs)
         self._max_connections = max_connections
         self._on_shed = on_shed
+        self.edge = ConnectionEdge(
+            self._loop,
+            head_limit=max_head_bytes,
+            head_timeout=head_timeout,
+            on_evicted=on_evicted,
+            on_head_timeout=on_head_timeout,
+        )
         # Counted when the protocol is made, not when aiohttp registers it a loop turn
         # later: a burst of simultaneous connections cannot slip past the cap.
         self.open_connections = 0
 
     def admit(self) -> asyncio.BaseProtocol | None:
-        if self.open_connections >= self._max_connections:
+        if self.open_connections < self._max_connections:
+            self.open_connections += 1
+        elif not self.edge.evict():  # an evicted connection's place passes to this one
             self._on_shed()
             return _Shed()
-        self.open_connections += 1
         return None
 
-    def released(self) -> None:
-        self.open_connections -= 1
+    def released(self, handler: Any) -> None:
+        if not getattr(handler, "evicted", False):  # an evicted one's place was passed on
+            self.open_connections -= 1
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        self.edge.close()
+        await super().shutdown(timeout)
 
 
 class _Shed(asyncio.Protocol):

@@ -149,7 +149,7 @@ async def _next_chunk(request: web.BaseRequest, deadline: float) -> bytes:
             return await request.content.readany()
     except TimeoutError:  # a client trickling its body holds nothing past the deadline
         raise BodyFailed(408, "request body not received in time") from None
-    except HttpProcessingError as exc:  # bad chunk framing and the like
-        raise BodyFailed(400, f"malformed request body: {exc.message}") from None
+    except HttpProcessingError:  # bad chunk framing and the like
+        raise BodyFailed(400, "malformed request body") from None  # the parser's message quotes the request
     except ConnectionError:  # aiohttp fails the body when the client's connection is lost
         raise BodyFailed(None, "the client left before its body was whole") from None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from http import HTTPStatus
+
 from multidict import CIMultiDict
 
 from shadowdiff.http import _aiohttp
@@ -35,12 +36,44 @@ class ProxyResponse(_aiohttp.RelayedResponse):
             headers["Content-Length"] = self._content_length
 
 
-def plain_response(status: int, text: str, *, close: bool = False) -> web.Response:
-    """The proxy's own answer (errors, refusals): short plain text."""
-    response = web.Response(status=status, text=text + "\n", content_type="text/plain")
+def plain_response(status: int, text: str, *, close: bool = False) -> _aiohttp.OwnResponse:
+    """The proxy's own answer (errors, refusals): short plain text, no `Server` header.
+
+    `text` is the proxy's own words: never a request's line, header values, or an
+    exception message that could carry them.
+    """
+    response = _aiohttp.OwnResponse(status=status, text=text + "\n", content_type="text/plain")
     if close:
         response.force_close()
     return response
+
+
+# What the proxy says when it refuses a request before any handler could (parser
+# rejections, a head too large or too slow, a handler failure).
+_OWN_TEXT = {
+    400: "bad request",
+    408: "request head not received in time",
+    431: "request head too large",
+    500: "internal proxy error",
+    503: "proxy at its connection limit",
+    504: "proxy timed out",
+}
+
+
+def error_page(status: int) -> _aiohttp.OwnResponse:
+    """The proxy's own answer for a refusal with `status`, closing the connection."""
+    return plain_response(status, _OWN_TEXT.get(status, "request refused"), close=True)
+
+
+def raw_answer(status: int, text: str) -> bytes:
+    """A whole closing answer as bytes, for a connection no aiohttp handler serves."""
+    body = (text + "\n").encode()
+    reason = HTTPStatus(status).phrase
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
 
 
 def gateway_status(kind: str) -> int:
