@@ -29,69 +29,24 @@ A Redactor pickles as its `Redaction` settings (the worker compiles its own).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import re
 
 import orjson
 import re2
 
 from shadowdiff.compare import paths as field_paths
 from shadowdiff.model import Comparison, Difference
+from shadowdiff.publish.secrets import (
+    GROUPS, KEY_FAMILIES, MAX_KEY_WORDS, OPTIONS, SHAPES, basic_credentials, luhn, normal, suspect, words,
+)  # fmt: skip
 
 REDACTED = "[REDACTED]"
 # Values are scrubbed this deep; below it a subtree is replaced by a note.
 MAX_DEPTH = 64
 _MAX_EMBEDDED = 3  # JSON inside a string inside a string ... this many times
-_MAX_KEY_WORDS = 4  # a family term spans at most this many words of a key
 
-# The built-in key families: each term is matched against runs of a key's words,
-# lower-cased and joined ("api_key" -> "apikey"), with or without a final "s".
-KEY_FAMILIES: dict[str, tuple[str, ...]] = {
-    "password": ("password", "passwd", "pwd", "pass", "passphrase", "passcode"),
-    "secret": ("secret",),
-    "token": ("token",),
-    "api key": ("apikey",),
-    "auth": ("auth", "authorization", "authn", "authz"),
-    "credential": ("credential", "creds", "cred"),
-    "session": ("session", "sessionid", "sessid"),
-    "cookie": ("cookie",),
-    "jwt": ("jwt",),
-    "private key": ("privatekey",),
-    "card number": ("cardnumber", "ccnumber", "ccnum", "cvv", "cvc"),
-}
-
-# Credential shapes, one RE2 alternation (leftmost match wins; each group names its kind).
-_SHAPES = (
-    r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|$))"
-    r"|(?P<scheme>(?i:\b(?:bearer|basic)))(?P<sep>\s+)(?P<cred>[A-Za-z0-9._~+/-]{6,}=*)"
-    r"|(?P<jwt>\beyJ[A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){0,2})"
-    r"|(?P<scheme_url>\b[A-Za-z][A-Za-z0-9+.-]*://)(?:(?P<userinfo>[^/\s@?#\"']+)@)?"
-    r"|(?P<known>\b(?:(?:AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
-    r"|xox[abprs]-[A-Za-z0-9-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_-]{20,}"
-    r"|AIza[0-9A-Za-z_-]{35})\b)"
-    r"|(?P<card>\b[2-6](?:[ -]?[0-9]){12,18}\b)"
-    # name = value, name: value, "name": "value", ?name=value (the name is judged in Python)
-    r"|(?P<name>[A-Za-z0-9_.\[\]-]{2,64})(?P<assign>[\"']?[ \t]*[:=][ \t]*)"
-    r"(?P<value>(?i:(?:bearer|basic|digest|negotiate|token)[ \t]+)?"
-    r"(?:\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|[^\s&,;\"'<>}\]]+))"
-)
-_OPTIONS = re2.Options()
-_OPTIONS.log_errors = False  # a bad user pattern is reported by check-config, not on stderr
-# camelCase, snake_case, kebab-case words. Python's re: no backtracking in it, keys are cut to
-# 128 characters, and RE2's findall costs ~20 us a call from Python where this costs ~1.
-_G = re2.compile(_SHAPES, _OPTIONS).groupindex  # the shapes' group numbers by name
-_WORDS = re.compile(r"[A-Z]+[a-z]*|[a-z]+|[0-9]+")
-# A string with none of these cannot hold a credential shape: it skips the RE2 pass (~4 us).
-_TRIGGERS = (
-    ":", "=", "eyJ", "earer", "EARER", "asic", "ASIC", "-----BEGIN", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_",
-    "ghr_", "github_pat_", "xox", "k_live_", "k_test_", "glpat-", "AIza",
-)  # fmt: skip
-_NO_DIGITS = str.maketrans("", "", "0123456789")
 _MARGIN = 1024  # characters scrubbed past the cut: a secret that starts before it ends within it
 _SHORTEST = 5  # no credential shape fits in fewer characters ("pwd=x")
 _PLAIN = frozenset({int, float, bool, type(None)})
@@ -148,22 +103,6 @@ class Report:
     route: str
 
 
-def words(key: str) -> list[str]:
-    """A key's words, lower-cased: `XAuthToken` -> x, auth, token (first 128 characters)."""
-    out = []
-    for word in _WORDS.findall(key[:128]):
-        if len(word) > 2 and word[1].isupper() and word[-1].islower():  # "XAuth", "APIKey": an acronym, a word
-            cut = len(word) - len(word.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) - 1
-            out += [word[:cut].lower(), word[cut:].lower()]
-        else:
-            out.append(word.lower())
-    return out
-
-
-def _normal(name: str) -> str:
-    return "".join(words(name))
-
-
 class Redactor:
     """Hides secrets in whatever a sink is about to write, and shortens long values."""
 
@@ -171,14 +110,14 @@ class Redactor:
         spec = settings if isinstance(settings, Redaction) else Redaction.of(settings)
         self.spec = spec
         self._max = spec.max_value_chars
-        keep = {_normal(k) for k in spec.keep}
+        keep = {normal(k) for k in spec.keep}
         # A family is taken out whole by its name ("session", "card number") or term by term.
-        builtin = {term for family, terms in KEY_FAMILIES.items() if _normal(family) not in keep for term in terms}
-        self._terms = frozenset((builtin | {_normal(f) for f in spec.fields}) - keep - {""})
+        builtin = {term for family, terms in KEY_FAMILIES.items() if normal(family) not in keep for term in terms}
+        self._terms = frozenset((builtin | {normal(f) for f in spec.fields}) - keep - {""})
         self._keep = frozenset(keep)
         self._headers = frozenset(h.lower() for h in spec.headers)
-        self._shapes = re2.compile(_SHAPES, _OPTIONS)
-        self._user = tuple(re2.compile(p, _OPTIONS) for p in spec.patterns)
+        self._shapes = SHAPES
+        self._user = tuple(re2.compile(p, OPTIONS) for p in spec.patterns)
         self._secret_keys: dict[str, bool] = {}
         self._secret_paths: dict[str, bool] = {}
 
@@ -290,7 +229,7 @@ class Redactor:
         terms = self._terms
         for start in range(len(parts)):
             run = ""
-            for word in parts[start : start + _MAX_KEY_WORDS]:
+            for word in parts[start : start + MAX_KEY_WORDS]:
                 run += word
                 if run in terms or (run.endswith("s") and run[:-1] in terms):
                     return True
@@ -310,30 +249,29 @@ class Redactor:
                 else:
                     return orjson.dumps(self._scrub(inner, 0, embedded + 1, [1 << 62])).decode()
         # A short string is tested with `in` (well under a microsecond); a long one with one RE2 search.
-        if _suspect(text) if len(text) <= 96 else self._shapes.search(text) is not None:
+        if suspect(text) if len(text) <= 96 else self._shapes.search(text) is not None:
             text = self._shapes.sub(self._shape, text)
         for pattern in self._user:
             text = pattern.sub(REDACTED, text)
         return text
 
     def _shape(self, match: Any) -> str:
-        # Groups by number (`_G`): google-re2 rebuilds its name -> index map at every named lookup.
-        if match[_G["name"]] is not None:
-            name, assign, value = match[_G["name"]], match[_G["assign"]], match[_G["value"]]
+        if match[GROUPS["name"]] is not None:
+            name, assign, value = match[GROUPS["name"]], match[GROUPS["assign"]], match[GROUPS["value"]]
             if not self.secret_key(name):  # an ordinary pair: its value is scanned on its own
                 return name + assign + self._shapes.sub(self._shape, value)
             quote = value[0] if value[:1] in ("'", '"') else ""
             return name + assign + quote + REDACTED + quote
-        scheme = match[_G["scheme"]]
+        scheme = match[GROUPS["scheme"]]
         if scheme is not None:
-            if scheme.lower() == "basic" and not _basic_credentials(match[_G["cred"]]):
+            if scheme.lower() == "basic" and not basic_credentials(match[GROUPS["cred"]]):
                 return match[0]  # "basic information", not a credential
-            return scheme + match[_G["sep"]] + REDACTED
-        url = match[_G["scheme_url"]]
+            return scheme + match[GROUPS["sep"]] + REDACTED
+        url = match[GROUPS["scheme_url"]]
         if url is not None:  # a URL's start: its userinfo hidden, its query scanned on
-            return url + (REDACTED + "@" if match[_G["userinfo"]] is not None else "")
-        card = match[_G["card"]]
-        if card is not None and not _luhn(card):
+            return url + (REDACTED + "@" if match[GROUPS["userinfo"]] is not None else "")
+        card = match[GROUPS["card"]]
+        if card is not None and not luhn(card):
             return match[0]
         return REDACTED
 
@@ -377,14 +315,6 @@ def _redactor(spec: Redaction) -> Redactor:
     return Redactor(spec)
 
 
-def _suspect(text: str) -> bool:
-    """Whether `text` may hold a credential shape (a cheap test before the RE2 pass)."""
-    for trigger in _TRIGGERS:
-        if trigger in text:
-            return True
-    return len(text) >= 13 and len(text) - len(text.translate(_NO_DIGITS)) >= 13  # a card number's digits
-
-
 def _keys_in(path: str) -> list[str]:
     """The key names in a difference's path (`$.a['b c'][0].d` -> a, b c, d)."""
     try:
@@ -393,18 +323,3 @@ def _keys_in(path: str) -> list[str]:
         return []
 
 
-def _basic_credentials(value: str) -> bool:
-    try:
-        return b":" in base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-
-
-def _luhn(text: str) -> bool:
-    digits = [int(c) for c in text if c.isdigit()]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
