@@ -8,7 +8,6 @@ sizes, upstream URLs): `config.live.restart_changes()` reads it. Everything else
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,10 +111,13 @@ def _json_path(value: str) -> str | None:
 
 
 def _regex(value: str) -> str | None:
+    """A user's regex must run on RE2 (linear time): see shadowdiff.compare.patterns."""
+    from shadowdiff.compare.patterns import PatternError, check
+
     try:
-        re.compile(value)
-    except re.error as exc:
-        return f"not a valid regular expression: {exc}"
+        check(value)
+    except PatternError as exc:
+        return str(exc)
     return None
 
 
