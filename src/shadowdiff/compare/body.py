@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from shadowdiff.compare import numbers
 from shadowdiff.compare.decode import TooLarge, Undecodable, decode
 from shadowdiff.compare.jsondiff import Walk, canonical, normalize
 from shadowdiff.compare.rules import EMPTY, MASKED, RuleSet
@@ -137,14 +138,11 @@ def _looks_text(content_type: str, data: bytes) -> bool:
 
 def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) -> BodyResult:
     a_raw, b_raw = a_raw.removeprefix(_BOM), b_raw.removeprefix(_BOM)
-    try:
-        a = orjson.loads(a_raw)
-    except orjson.JSONDecodeError:
-        a = _NOT_JSON
-    try:
-        b = orjson.loads(b_raw)
-    except orjson.JSONDecodeError:
-        b = _NOT_JSON
+    # Both sides the same way: a Decimal never meets the float orjson made of the same text.
+    exact = numbers.needs_exact(a_raw) or numbers.needs_exact(b_raw)
+    a, b = _parse(a_raw, exact), _parse(b_raw, exact)
+    if a is _TOO_DEEP or b is _TOO_DEEP:
+        return _compare_deep(a_raw, b_raw)
     if a is _NOT_JSON or b is _NOT_JSON:
         if a is _NOT_JSON and b is _NOT_JSON:
             return _compare_text(a_raw, b_raw, rules, limits)
@@ -152,17 +150,32 @@ def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) ->
             (Difference("body", "$", "type_changed", _kind_of(a, a_raw), _kind_of(b, b_raw)),)
         )
     try:
-        return _compare_parsed(a, b, rules, limits)
+        return _compare_parsed(a, b, rules, limits, exact=exact)
     except (RecursionError, orjson.JSONEncodeError):
         # Nested past what ==, orjson's encoder (255) or the recursion limit can take:
         # found by trying rather than by walking every document in Python first.
         return _compare_deep(a_raw, b_raw)
 
 
-def _compare_parsed(a: object, b: object, rules: RuleSet, limits: Limits) -> BodyResult:
+def _parse(raw: bytes, exact: bool) -> object:
+    """The document, _NOT_JSON, or _TOO_DEEP (orjson stops at 1024 levels, json at the recursion limit)."""
+    if exact:
+        try:
+            return numbers.loads_exact(raw)
+        except numbers.NotJSON:
+            return _NOT_JSON
+        except RecursionError:
+            return _TOO_DEEP
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _TOO_DEEP if "depth limit" in str(exc) else _NOT_JSON
+
+
+def _compare_parsed(a: object, b: object, rules: RuleSet, limits: Limits, *, exact: bool = False) -> BodyResult:
     strict = a == b
     if strict:
-        if canonical(a) == canonical(b):
+        if not exact and canonical(a) == canonical(b):  # orjson cannot write every exact number
             return BodyResult(decoded_equal=True)
         # Equal to Python, not to JSON (true vs 1), or only 1 vs 1.0 (the same number):
         # walk every node, before any rule, to tell which.
@@ -177,13 +190,14 @@ def _compare_parsed(a: object, b: object, rules: RuleSet, limits: Limits) -> Bod
 
 
 def _compare_deep(a_raw: bytes, b_raw: bytes) -> BodyResult:
-    """Documents nested too deep to compare structurally are compared as bytes, rules aside."""
+    """Documents nested too deep to parse or compare structurally are compared as bytes, rules aside."""
     if a_raw == b_raw:
         return BodyResult(decoded_equal=True)
     return BodyResult((Difference("body", "$", "changed", _digest(a_raw), _digest(b_raw)),))
 
 
 _NOT_JSON = object()
+_TOO_DEEP = object()
 _BOM = b"\xef\xbb\xbf"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from shadowdiff.compare import paths
+from shadowdiff.compare.numbers import is_number, loggable, sort_key
 from shadowdiff.compare.paths import ANY_INDEX, ANY_KEY, Pattern
 from shadowdiff.compare.rules import MASKED, RuleSet
 from shadowdiff.model import Difference
@@ -22,7 +23,6 @@ IGNORED = "<ignored>"
 # Deeper documents are compared only down to here: recursion (here, in ==, in orjson)
 # must stay far from Python's and orjson's limits whatever a backend sends.
 MAX_DEPTH = 100
-_NUMBER = (int, float)
 
 
 def normalize(value: Any, rules: RuleSet) -> Any:
@@ -44,19 +44,30 @@ def _drop(value: Any) -> Any:
 
 
 def _mask(value: Any, regex: Any) -> Any:
+    """Every string in `value` masked, in place, with an explicit stack: any depth is fine."""
     if isinstance(value, str):
         return regex.sub(MASKED, value)
-    if isinstance(value, dict):
-        return {k: _mask(v, regex) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, regex) for v in value]
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        entries = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, item in list(entries):
+            if isinstance(item, str):
+                node[key] = regex.sub(MASKED, item)
+            elif isinstance(item, (dict, list)):
+                stack.append(item)
     return value
 
 
 def _sort(value: Any) -> Any:
     if not isinstance(value, list):
         return value
-    return sorted(value, key=lambda item: orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
+    try:
+        keys = [canonical(item) for item in value]
+    except orjson.JSONEncodeError:  # an item nested past orjson's 255 levels: compared in order
+        return value
+    order = sorted(range(len(value)), key=keys.__getitem__)  # stable: equal keys keep their order
+    return [value[index] for index in order]
 
 
 def _at(node: Any, pattern: Pattern, fn: Callable[[Any], Any]) -> Any:
@@ -94,8 +105,10 @@ class Walk:
         return self
 
     def _add(self, path: Sequence[str | int], kind: str, a: Any, b: Any) -> None:
+        # Values are depth-bounded and exact numbers given as text (numbers.loggable): a
+        # removed subtree 1,000 levels deep must not make pickle, orjson or redaction recurse.
         if len(self.differences) < self.limit:
-            self.differences.append(Difference("body", paths.format_path(path), kind, a, b))
+            self.differences.append(Difference("body", paths.format_path(path), kind, loggable(a), loggable(b)))
 
     def _walk(self, a: Any, b: Any, path: tuple[str | int, ...]) -> None:
         if len(self.differences) >= self.limit:
@@ -120,7 +133,7 @@ class Walk:
                 self._add((*path, index), "removed", a[index], None)
             for index in range(len(a), len(b)):
                 self._add((*path, index), "added", None, b[index])
-        elif _is_number(a) and _is_number(b):
+        elif is_number(a) and is_number(b):
             if a != b:
                 tolerance = self.rules.tolerance_for(path)
                 if tolerance is None or not tolerance.allows(a, b):
@@ -131,16 +144,13 @@ class Walk:
             self._add(path, "changed", a, b)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, _NUMBER) and not isinstance(value, bool)
-
-
 def _same_kind(a: Any, b: Any) -> bool:
     """JSON type equality: int and float are both numbers; bool is not a number."""
-    if _is_number(a) and _is_number(b):
+    if is_number(a) and is_number(b):
         return True
     return type(a) is type(b)
 
 
 def canonical(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    """Sorted-key JSON bytes (a Decimal as its text); raises orjson.JSONEncodeError past 255 levels."""
+    return orjson.dumps(value, default=sort_key, option=orjson.OPT_SORT_KEYS)

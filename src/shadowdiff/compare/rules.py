@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
-from shadowdiff.compare import paths
+from shadowdiff.compare import numbers, paths
 from shadowdiff.compare.paths import Pattern
 from shadowdiff.compare.patterns import UserPattern
 
@@ -42,8 +43,9 @@ class Tolerance:
     relative: float
     where: Pattern | None  # None: every number in the body
 
-    def allows(self, a: float, b: float) -> bool:
-        return abs(a - b) <= max(self.absolute, self.relative * max(abs(a), abs(b)))
+    def allows(self, a: float | int | Decimal, b: float | int | Decimal) -> bool:
+        """Within max(absolute, relative * |larger|), exactly for numbers of any size."""
+        return numbers.within(a, b, self.absolute, self.relative)
 
 
 @dataclass(frozen=True, slots=True)
