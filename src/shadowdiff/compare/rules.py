@@ -43,7 +43,7 @@ class Tolerance:
     relative: float
     where: Pattern | None  # None: every number in the body
 
-    def allows(self, a: float | int | Decimal, b: float | int | Decimal) -> bool:
+    def allows(self, a: float | Decimal, b: float | Decimal) -> bool:
         """Within max(absolute, relative * |larger|), exactly for numbers of any size."""
         return numbers.within(a, b, self.absolute, self.relative)
 
