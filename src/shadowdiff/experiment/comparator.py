@@ -39,7 +39,11 @@ _WORKER = (sys.executable, "-m", "shadowdiff.experiment.worker_main")
 
 
 class CompareFailed(Exception):
-    """The comparison could not be made (worker timed out or died, or the engine raised)."""
+    """The comparison could not be made; `reason` is one of metrics.COMPARE_FAILURE_REASONS."""
+
+    def __init__(self, message: str, reason: str = "engine_error") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ComparisonQueueFull(Exception):
@@ -69,6 +73,16 @@ class Comparator:
     def worker_pid(self) -> int | None:
         """The comparison worker's process id, None while there is none."""
         return self._process.pid if self._process is not None else None
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the worker (the one it runs excluded)."""
+        return len(self._queue)
+
+    @property
+    def busy(self) -> bool:
+        """Whether the worker has a job right now."""
+        return self._busy
 
     def compare_now(self, exchange: Exchange, lane: str, rules: RuleSet) -> Comparison | None:
         """The comparison, when it is made on the event loop (identical, or small and unencoded
@@ -135,7 +149,7 @@ class Comparator:
                 try:
                     result = await self._run(job)
                 except Exception as exc:  # CompareFailed, or the worker could not even start
-                    failure = exc if isinstance(exc, CompareFailed) else CompareFailed(f"{type(exc).__name__}: {exc}")
+                    failure = exc if isinstance(exc, CompareFailed) else CompareFailed(f"{type(exc).__name__}: {exc}", "worker_unavailable")
                     if not future.done():
                         future.set_exception(failure)
                 else:
@@ -158,10 +172,10 @@ class Comparator:
                 reply = await frames.read(process.stdout)
         except TimeoutError:
             await self._kill()  # the worker is stuck on this input: replace it
-            raise CompareFailed(f"comparison took longer than compare.timeout ({self._timeout} s)") from None
+            raise CompareFailed(f"comparison took longer than compare.timeout ({self._timeout} s)", "timeout") from None
         except Exception:  # EOF, a broken pipe, a frame cut or garbled: the worker is gone
             await self._kill()
-            raise CompareFailed("the comparison worker died") from None
+            raise CompareFailed("the comparison worker died", "worker_died") from None
         if reply[0] == "ok":
             return reply[1], reply[2]
         raise CompareFailed(reply[1])
@@ -174,7 +188,7 @@ class Comparator:
         await self._kill()
         loop = asyncio.get_running_loop()
         if loop.time() < self._down_until:
-            raise CompareFailed("the comparison worker could not start; trying again shortly")
+            raise CompareFailed("the comparison worker could not start; trying again shortly", "worker_unavailable")
         # Its own session: a Ctrl-C in the terminal is the proxy's to handle, not the worker's.
         process = await asyncio.create_subprocess_exec(
             *_WORKER, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True
@@ -193,7 +207,7 @@ class Comparator:
             process.kill()
             await process.wait()
             self._down_until = loop.time() + RESTART_PAUSE
-            raise CompareFailed("the comparison worker did not start")
+            raise CompareFailed("the comparison worker did not start", "worker_unavailable")
         self._process = process
         return process
 

@@ -168,8 +168,10 @@ class Mirror:
 
     def failed(self, request: CapturedRequest, exc: CompareFailed) -> None:
         """Neither mirrored nor an outcome: counted on its own, one line, no traceback flood."""
-        self._metrics.compare_failures.inc()
-        log.event("error", "compare_failed", request_id=request.request_id, route=request.route, error=str(exc)[:300])
+        self._metrics.compare_failures.labels(exc.reason).inc()
+        log.event(
+            "error", "compare_failed", request_id=request.request_id, route=request.route, reason=exc.reason, error=str(exc)[:300]
+        )
 
     async def drain(self, timeout: float) -> int:
         """Wait up to `timeout` for running experiments, cancel the rest; how many were cancelled."""
