@@ -42,3 +42,26 @@ def test_a_rule_set_pickles_and_masks_the_same_after() -> None:
     again = pickle.loads(pickle.dumps(rules))
     assert again == rules
     assert again.masks[0].regex.sub(MASKED, "id deadbeef") == f"id {MASKED}"
+
+
+def test_the_pybind11_re2_api_we_drive() -> None:
+    """What patterns.py uses of google-re2 beyond its public API: _re2.RE2.Match(anchor, bytes, pos, end)
+    returning [(start, end)], and the compiled object's `_regexp` (a new google-re2 must keep both)."""
+    import re2
+    from re2 import _re2
+
+    compiled = re2.compile("b+")._regexp
+    assert isinstance(compiled, _re2.RE2)
+    assert compiled.Match(_re2.RE2.Anchor.UNANCHORED, b"abbc", 0, 4)[0] == (1, 3)
+    assert compiled.Match(_re2.RE2.Anchor.UNANCHORED, b"ac", 0, 2)[0] == (-1, -1)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [("x*", "abxd"), ("[0-9]", "a1b22c"), ("é", "caféé!"), ("$", "ab"), ("a|", "bab"), (r"\d+", "\ud800 12"), ("", "日本")],
+)
+def test_sub_replaces_as_python_re_does(pattern: str, text: str) -> None:
+    """Replacements, empty matches and non-ASCII text give what re.sub gives (for patterns both engines take)."""
+    import re
+
+    assert UserPattern(pattern).sub(MASKED, text) == re.sub(pattern, MASKED, text)

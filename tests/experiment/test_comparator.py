@@ -235,3 +235,35 @@ async def test_every_comparison_is_counted_when_the_worker_is_killed_with_others
     assert mirrored + failures + skipped == requests, (mirrored, failures, skipped)
     assert m.value("shadowdiff_compare_failures_total", reason="worker_died") == failures
     assert capsys.readouterr().out.count('"event":"compare_failed"') == failures
+
+
+async def test_a_comparison_past_the_inline_budget_is_made_in_the_worker(comparators) -> None:
+    """60 KB of short strings under a mask (~140 ms of masking) is not compared on the loop: compare_now()
+    gives up within its budget and the worker makes the same comparison as an unbounded compare_bodies()."""
+    a = orjson.dumps({"v": [f"a{i % 10}" for i in range(12_000)]})
+    b = orjson.dumps({"v": [f"a{(i + 1) % 10}" for i in range(12_000)]})
+    pair = exchange(seen("primary", a), seen("shadow", b))
+    ruleset = Rules([RuleConfig(kind="mask", pattern="[0-9]", reason="digits")]).for_route("/r")
+    comparator = comparators()
+    assert comparator.compare_now(pair, SHADOW, ruleset) is None
+    result = await comparator.compare(pair, SHADOW, ruleset, inline=False)
+    assert result.outcome == IGNORED
+    views = body_view(pair.control), body_view(pair.candidates[SHADOW])
+    assert compare_bodies(*views, ruleset, comparator.limits).excused
+
+
+def test_small_comparisons_with_rules_stay_inline(comparators) -> None:
+    """A 2 KB document with every rule kind is compared inline, within the budget."""
+    rules = Rules(
+        [
+            RuleConfig(kind="ignore", path="$.items[*].id", reason="ids"),
+            RuleConfig(kind="mask", pattern="[0-9a-f]{8}", reason="hashes"),
+            RuleConfig(kind="tolerance", absolute=0.01, reason="drift"),
+            RuleConfig(kind="unordered", path="$.tags", reason="a set"),
+        ]
+    ).for_route("/r")
+    doc = document(30)
+    other = orjson.loads(orjson.dumps(doc))
+    other["items"][3]["name"] = "renamed"
+    comparison = comparators().compare_now(exchange(seen("primary", doc), seen("shadow", other)), SHADOW, rules)
+    assert comparison is not None and comparison.outcome == MISMATCH

@@ -30,11 +30,21 @@ DEEPER = f"<nested deeper than {MAX_VALUE_DEPTH}>"
 
 # 16+ digits (dots allowed among them: a 16-significant-digit decimal), or a 3-digit
 # exponent: the only shapes a double can get wrong. Digits inside strings also match;
-# that costs the slower parse, never a wrong answer.
-_INEXACT = re.compile(rb"[0-9][0-9.]{16}|[eE][-+]?[0-9]{3}")
+# that costs the slower parse, never a wrong answer. Found with bytes.translate and
+# substring searches (C, ~20 us for 64 KiB): a regex takes ~80 ns a byte on digits.
+_INEXACT = re.compile(rb"[0-9][0-9.]{16}|[eE][-+]?[0-9]{3}")  # the same, for one number's text
+_SIGNS = (b"0" * 17, b"e000", b"e+000")
+# digits and '.' -> '0', e/E -> 'e', +/- -> '+', anything else -> ' ' (a separator)
+_SHAPE_TABLE = bytes(
+    ord("0") if c in b"0123456789." else ord("e") if c in b"eE" else ord("+") if c in b"+-" else ord(" ") for c in range(256)
+)
 _INT64 = (-(2**63), 2**64)  # what orjson (and so the log) writes as an integer
 # Tolerances on numbers any size: no rounding surprises, no Overflow for 1e999999999.
 _CONTEXT = decimal.Context(prec=60, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[decimal.InvalidOperation])
+
+
+_FAST = (float, int)
+_EXACT_INT = 2**53
 
 
 class NotJSON(ValueError):
@@ -43,7 +53,8 @@ class NotJSON(ValueError):
 
 def needs_exact(raw: bytes) -> bool:
     """Whether a document may hold a number a double cannot represent exactly."""
-    return _INEXACT.search(raw) is not None
+    shapes = raw.translate(_SHAPE_TABLE)
+    return any(sign in shapes for sign in _SIGNS)
 
 
 def _constant(name: str) -> Any:
@@ -70,8 +81,8 @@ def is_number(value: Any) -> bool:
 
 def within(a: Any, b: Any, absolute: float, relative: float) -> bool:
     """|a - b| <= max(absolute, relative * max(|a|, |b|)), exactly for numbers of any size."""
-    if type(a) is float and type(b) is float:
-        return abs(a - b) <= max(absolute, relative * max(abs(a), abs(b)))
+    if type(a) in _FAST and type(b) in _FAST and -_EXACT_INT < a < _EXACT_INT and -_EXACT_INT < b < _EXACT_INT:
+        return abs(a - b) <= max(absolute, relative * max(abs(a), abs(b)))  # doubles (and ints a double holds)
     with decimal.localcontext(_CONTEXT):
         x, y = Decimal(a), Decimal(b)  # exact from an int, a float or a Decimal
         return abs(x - y) <= max(Decimal(absolute), Decimal(relative) * max(abs(x), abs(y)))

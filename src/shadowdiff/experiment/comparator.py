@@ -1,10 +1,12 @@
 """Runs comparisons without blocking the event loop.
 
 Bodies that are byte-identical are settled inline at once. Small, unencoded bodies
-(both up to `compare.offload_bytes`) are compared inline too: about 2 ms at the
-64 KiB default (benchmarks/compare_cost.py). Anything larger, or compressed (a few
-KB of gzip can decode to megabytes), goes to the comparison worker: one process
-(`experiment.worker_main`) running the same pure function, one job at a time.
+(both up to `compare.offload_bytes`) are compared inline too, within a budget of
+INLINE_STEPS steps (compare.budget: about 5 ms whatever the rules and the body,
+benchmarks/inline_worst.py); a comparison that needs more is dropped there and made
+in the worker instead. Anything larger, or compressed (a few KB of gzip can decode to
+megabytes), goes to the comparison worker: one process (`experiment.worker_main`)
+running the same pure function, one job at a time.
 
 - A job's deadline (`compare.timeout`) starts when the worker starts it, not when
   it was queued; the worker's own start-up is not counted either.
@@ -28,11 +30,14 @@ from collections import deque
 
 from shadowdiff import frames
 from shadowdiff.compare.body import BodyResult, BodyView, Limits, compare_bodies
+from shadowdiff.compare.budget import OverBudget
 from shadowdiff.compare.engine import assemble, body_view
 from shadowdiff.compare.rules import RuleSet
 from shadowdiff.config import CompareConfig
 from shadowdiff.model import SHADOW_ERROR, Comparison, Exchange
 
+# Steps (about a microsecond each, see compare.budget) an inline comparison may take.
+INLINE_STEPS = 4000
 START_DEADLINE = 30.0  # seconds for a new worker process to say it is ready
 RESTART_PAUSE = 5.0  # seconds before a worker that could not start is tried again
 _WORKER = (sys.executable, "-m", "shadowdiff.experiment.worker_main")
@@ -65,6 +70,7 @@ class Comparator:
     def configure(self, config: CompareConfig) -> None:
         """Take new settings (a live config change): from the next comparison on."""
         self.limits = Limits(max_decoded_bytes=config.max_decoded_bytes, max_differences=config.max_differences)
+        self._inline_limits = Limits(config.max_decoded_bytes, config.max_differences, steps=INLINE_STEPS)
         self._offload_bytes = config.offload_bytes
         self._timeout = config.timeout
         self._max_queued = config.max_queued
@@ -86,8 +92,8 @@ class Comparator:
 
     def compare_now(self, exchange: Exchange, lane: str, rules: RuleSet) -> Comparison | None:
         """The comparison, when it is made on the event loop (identical, or small and unencoded
-        bodies: no coroutine, no wait); None when it belongs to the worker (use `compare()`).
-        Raises CompareFailed if the engine fails."""
+        bodies within the inline budget: no coroutine, no wait); None when it belongs to the
+        worker (then `compare(..., inline=False)`). Raises CompareFailed if the engine fails."""
         candidate = exchange.candidates[lane]
         if not candidate.ok:
             return Comparison(exchange, lane, SHADOW_ERROR)
@@ -96,19 +102,22 @@ class Comparator:
             return None
         try:
             started = time.perf_counter()
-            body = compare_bodies(control_view, candidate_view, rules, self.limits)
+            body = compare_bodies(control_view, candidate_view, rules, self._inline_limits)
             comparison = assemble(exchange, lane, rules, self.limits, body)
+        except OverBudget:  # more work than the loop may spend: the worker makes it from the start
+            return None
         except Exception as exc:  # a bug or an input the engine cannot take: data, not a crash
             raise CompareFailed(f"{type(exc).__name__}: {exc}") from exc
         comparison.duration = time.perf_counter() - started
         return comparison
 
-    async def compare(self, exchange: Exchange, lane: str, rules: RuleSet) -> Comparison:
-        """The control compared with `lane`, inline or in the worker. Raises CompareFailed or
-        ComparisonQueueFull, nothing else."""
-        comparison = self.compare_now(exchange, lane, rules)
-        if comparison is not None:
-            return comparison
+    async def compare(self, exchange: Exchange, lane: str, rules: RuleSet, *, inline: bool = True) -> Comparison:
+        """The control compared with `lane`, inline or in the worker (`inline=False`: in the worker,
+        compare_now() having said so). Raises CompareFailed or ComparisonQueueFull, nothing else."""
+        if inline:
+            comparison = self.compare_now(exchange, lane, rules)
+            if comparison is not None:
+                return comparison
         control_view, candidate_view = body_view(exchange.control), body_view(exchange.candidates[lane])
         body, spent = await self._offloaded(control_view, candidate_view, rules)
         try:

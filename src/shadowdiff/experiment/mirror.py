@@ -103,7 +103,7 @@ class Experiment:
             except CompareFailed as exc:
                 mirror.failed(request, exc)
                 continue
-            if comparison is None:  # too large or encoded for the event loop
+            if comparison is None:  # too large, encoded or costly for the event loop
                 await mirror.judge(exchange, lane.name, self.rules)
             else:
                 mirror.publisher.publish(comparison)
@@ -155,9 +155,9 @@ class Mirror:
         return experiment
 
     async def judge(self, exchange: Exchange, lane: str, rules: RuleSet) -> None:
-        """Compare one lane with the control (in the worker if need be) and publish the result."""
+        """Compare one lane with the control in the worker (compare_now() said so) and publish the result."""
         try:
-            comparison = await self.comparator.compare(exchange, lane, rules)
+            comparison = await self.comparator.compare(exchange, lane, rules, inline=False)
         except ComparisonQueueFull:
             self.skipped("compare_queue_full")
             return
