@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -121,3 +123,25 @@ async def test_access_log_with_a_stuck_stdout_does_not_stall(primary: Backend, t
             for _ in range(1500):  # ~300 KB of access lines: far past a 64 KB pipe buffer
                 async with client.get(served.url + "/a-long-path-to-make-longer-access-lines") as response:
                     assert response.status == 200
+
+
+def test_check_config_refuses_a_pattern_re2_cannot_run(tmp_path: Path) -> None:
+    """A backreference in a mask rule is exit 2 naming compare.rules[1].pattern with a hint, and RE2
+    itself writes nothing to stderr (its own error logging is off): one line per problem."""
+    path = tmp_path / "re2.yaml"
+    path.write_text(
+        GOOD
+        + "compare:\n  rules:\n"
+        + "    - {kind: mask, pattern: '[0-9]+', reason: ids}\n"
+        + "    - {kind: mask, pattern: '(\\w+)-\\1', reason: repeated words}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "shadowdiff", "check-config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "config error: compare.rules[1].pattern: RE2 cannot run this pattern (invalid escape sequence: \\1); "
+        "RE2 runs in linear time and so has no backreferences (\\1), lookahead or lookbehind ((?=, (?!, (?<=, "
+        "(?<!), atomic or possessive groups, or \\Z (use \\z): rewrite the pattern without them (a mask usually "
+        "needs none: match the volatile part itself)"
+    ]

@@ -11,6 +11,7 @@ import pytest
 
 from shadowdiff.routing import CACHED_PATHS, OTHER, RouteTable, collapse
 from tests.backends import Backend
+from tests import rawhttp
 from tests.conftest import StartProxy, metrics, url_of
 
 
@@ -25,10 +26,15 @@ from tests.conftest import StartProxy, metrics, url_of
         ("/settings/notification-preferences", "/settings/notification-preferences"),
         ("/v2/items", "/v2/items"),
         ("/", "/"),
+        ("/a/\x1b[31mred", "/a/\\x1b[31mred"),  # an ANSI escape, %-decoded or raw
+        ("/a/x\ty/\n", "/a/x\\ty/\\n"),
+        ("/a/\x00/\u200b/\x7f", "/a/\\x00/\\u200b/\\x7f"),  # NUL, a zero-width space, DEL
+        ("/caf\u00e9/a b", "/caf\u00e9/a b"),  # printable: kept as they are
     ],
 )
 def test_collapse(path: str, route: str) -> None:
-    """Numbers, UUIDs, long hex and long tokens with digits collapse to {id}; words and versions stay."""
+    """Numbers, UUIDs, long hex and long tokens with digits collapse to {id}; words and versions stay;
+    characters that are not printable are escaped."""
     assert collapse(path) == route
 
 
@@ -87,3 +93,13 @@ async def test_metric_series_bounded_after_10000_random_paths(primary: Backend, 
     assert len(primary.seen) == 10_000
     for name in ("shadowdiff_requests_total", "shadowdiff_upstream_responses_total"):
         assert len(m.label_values(name, "route")) <= 201, name
+
+
+async def test_route_labels_from_control_characters_are_escaped(primary: Backend, start_proxy: StartProxy) -> None:
+    """Paths with %-encoded and raw control characters give route labels with none in them."""
+    proxy = await start_proxy(primary.url)
+    for target in (b"/a/%1b%5b31mred", b"/b/%00%0a%7f", b"/c/\x01x"):
+        await rawhttp.send(url_of(proxy), b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    routes = metrics(proxy).label_values("shadowdiff_requests_total", "route")
+    assert {"/a/\\x1b[31mred", "/b/\\x00\\n\\x7f"} <= routes, routes
+    assert all(route.isprintable() for route in routes), routes

@@ -33,6 +33,8 @@ SKIP_REASONS = (
     "method", "sampled_out", "filtered", "paused", "body_too_large", "buffer_full", "overload", "primary_unfinished",
     "shadow_unhealthy", "compare_queue_full",
 )  # fmt: skip
+# Why a comparison could not be made (CompareFailed.reason; the `reason` label of compare_failures).
+COMPARE_FAILURE_REASONS = ("timeout", "worker_died", "worker_unavailable", "engine_error")
 
 EVICTION_REASONS = ("slow_head", "idle")  # proxy/edge.py
 
@@ -149,10 +151,14 @@ class Metrics:
             buckets=_COMPARE_BUCKETS,
             registry=registry,
         )
-        self.compare_failures = Counter(
-            "shadowdiff_compare_failures",
-            "Exchanges that could not be compared (worker deadline passed, worker died, engine error).",
-            registry=registry,
+        self.compare_failures = _Children(
+            Counter(
+                "shadowdiff_compare_failures",
+                "Exchanges that could not be compared, by reason (timeout: compare.timeout passed; worker_died; "
+                "worker_unavailable: no worker could start; engine_error).",
+                ["reason"],
+                registry=registry,
+            )
         )
         self.bodies_too_large = _Children(
             Counter(
@@ -219,6 +225,8 @@ class Metrics:
             self.mirror_skipped.labels(reason)
         for reason in EVICTION_REASONS:
             self.connections_evicted.labels(reason)
+        for reason in COMPARE_FAILURE_REASONS:
+            self.compare_failures.labels(reason)
         for upstream in UPSTREAMS:
             for kind in ERROR_KINDS:
                 self.upstream_errors.labels(upstream, kind)

@@ -37,8 +37,14 @@ def _is_id(segment: str) -> bool:
 
 
 def collapse(path: str) -> str:
-    """`/users/42/orders/9f1c...` -> `/users/{id}/orders/{id}`."""
-    return "/".join("{id}" if _is_id(segment) else segment for segment in path.split("/"))
+    """`/users/42/orders/9f1c...` -> `/users/{id}/orders/{id}`; characters that are not
+    printable (control characters, raw or %-decoded, zero-width ones) escaped as `\\x1b`."""
+    route = "/".join("{id}" if _is_id(segment) else segment for segment in path.split("/"))
+    return route if route.isprintable() else "".join(_printable(c) for c in route)
+
+
+def _printable(char: str) -> str:
+    return char if char.isprintable() else char.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def _compile(template: str) -> re.Pattern[str]:

@@ -137,3 +137,114 @@ def test_documented_example_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "shadowdiff.yaml"
     config = configuration.load(example)
     assert config.primary.url and config.shadow.url
+
+
+HUGE = 10**100
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (_with("primary", "timeout", float("inf")), "primary.timeout: must be a finite number, got inf"),
+        (_with("shadow", "timeout", float("nan")), "shadow.timeout: must be a finite number, got nan"),
+        (_with("mirror", "sample_rate", float("nan")), "mirror.sample_rate: must be a finite number, got nan"),
+        (_with("listen", "idle_timeout", 86_401), "listen.idle_timeout: must be at most 86400 seconds (a day), got 86401.0"),
+        (_with("mirror", "breaker_cooldown", 10**6), "mirror.breaker_cooldown: must be at most 86400 seconds"),
+        (_with("compare", "timeout", HUGE), "compare.timeout: must be at most 86400 seconds (a day), got 1e+100"),
+        (_with("compare", "timeout", 10**400), "compare.timeout: must be a finite number, got int"),
+        (_with("mirror", "max_body_bytes", (1 << 40) + 1), "mirror.max_body_bytes: must be at most 1099511627776 bytes (1 TiB)"),
+        (_with("compare", "max_decoded_bytes", HUGE), "compare.max_decoded_bytes: must be at most 1099511627776 bytes (1 TiB), got a number of 333 bits"),
+        (_with("mirror", "max_in_flight", 1_000_001), "mirror.max_in_flight: must be at most 1000000, got 1000001"),
+        (_with("listen", "workers", HUGE), "listen.workers: must be at most 1000000, got a number of 333 bits"),
+        (_with("logging", "max_value_chars", HUGE), "logging.max_value_chars: must be at most 1000000"),
+        ({**MINIMAL, "compare": {"rules": [{"kind": "tolerance", "absolute": float("inf"), "reason": "x"}]}},
+         "compare.rules[0].absolute: must be a finite number, got inf"),
+        ({**MINIMAL, "routes": ["/users/{id} /x"]}, "routes: templates must not hold spaces or control characters"),
+        ({**MINIMAL, "routes": ["/users/\x1b[31m"]}, "routes: templates must not hold spaces or control characters, got ['/users/\\x1b[31m']"),
+        ({**MINIMAL, "compare": {"rules": [{"kind": "ignore", "path": "$.a", "reason": "x", "routes": ["/a\n/b"]}]}},
+         "compare.rules[0].routes: templates must not hold spaces or control characters"),
+        ({**MINIMAL, "compare": {"rules": [{"kind": "mask", "pattern": "(?<=x)y", "reason": "x"}]}},
+         "compare.rules[0].pattern: RE2 cannot run this pattern"),
+    ],
+)
+def test_numbers_are_range_checked_and_labels_printable(raw: dict, expected: str) -> None:
+    """inf, NaN, values past the bound of what a key measures (a day, 1 TiB, 10**6) and huge integers are
+    refused naming the key path; so are route templates with spaces or control characters."""
+    with pytest.raises(ConfigError) as caught:
+        configuration.from_mapping(raw)
+    assert any(problem.startswith(expected) for problem in caught.value.problems), caught.value.problems
+
+
+def test_every_numeric_key_has_a_bound_by_what_it_measures() -> None:
+    """Each numeric key of every section is a duration, a size or a count by its name (so bound_problem bounds
+    it), or one of the few with a range of their own: a new key cannot slip past the bounds unnoticed."""
+    import dataclasses
+    import typing
+
+    from shadowdiff.config import schema
+
+    own_range = {"sample_rate", "absolute", "relative"}
+    sections = [schema.ListenConfig, schema.PrimaryConfig, schema.ShadowConfig, schema.MirrorConfig,
+                schema.CompareConfig, schema.LoggingConfig, schema.RuleConfig]  # fmt: skip
+    for section in sections:
+        hints = typing.get_type_hints(section)
+        for spec in dataclasses.fields(section):
+            numeric = hints[spec.name] in (int, float, int | None, float | None)
+            if not numeric or spec.name in own_range:
+                continue
+            if hints[spec.name] in (float, float | None):
+                assert spec.name.endswith(("timeout", "cooldown")), f"{section.__name__}.{spec.name}"
+            assert schema.bound_problem(spec.name, 10**13) is not None, f"{section.__name__}.{spec.name}"
+
+
+def test_huge_numbers_in_yaml_are_an_error_not_a_traceback(tmp_path: Path) -> None:
+    """A 5,000-digit integer (PyYAML's int() refuses it) and `.inf` are ConfigErrors."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"primary: {{url: 'http://a:1'}}\nshadow: {{url: 'http://b:1'}}\nmirror: {{max_in_flight: {'9' * 5000}}}\n")
+    with pytest.raises(ConfigError, match="more than 4300 digits"):
+        configuration.load(path)
+    path.write_text("primary: {url: 'http://a:1', timeout: .inf}\nshadow: {url: 'http://b:1', connect_timeout: .NaN}\n")
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(path)
+    assert caught.value.problems == [
+        "primary.timeout: must be a finite number, got inf",
+        "shadow.connect_timeout: must be a finite number, got nan",
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://svc:s3cret@127.0.0.1:8000",  # wrong scheme
+        "http://svc:s3cret@127.0.0.1:8000/?q=1",  # a query
+        "http://svc:s3cret@[::1:8000",  # yarl cannot parse it
+        "http://svc:s3cret@",  # no host
+        "http://svc:s3/cr@et@host:1/?q",  # a slash and an @ in the password
+    ],
+)
+def test_config_errors_never_print_an_upstream_password(url: str) -> None:
+    """Whatever is wrong with an upstream URL, the message names the key and masks user:password."""
+    for section in ("primary", "shadow"):
+        with pytest.raises(ConfigError) as caught:
+            configuration.from_mapping(_with(section, "url", url))
+        text = str(caught.value)
+        assert f"{section}.url: " in text
+        assert "s3" not in text and "svc" not in text, text
+
+
+@pytest.mark.parametrize("value", [["http://svc:s3cret@h:1"], {"http://svc:s3cret@h:1": 1}, 12345])
+def test_type_errors_on_secret_keys_print_no_value(value: object) -> None:
+    """A secret key given the wrong type is reported by type alone."""
+    with pytest.raises(ConfigError) as caught:
+        configuration.from_mapping(_with("primary", "url", value))
+    [problem] = caught.value.problems
+    assert problem == f"primary.url: must be a string, got {type(value).__name__}"
+
+
+def test_yaml_errors_mask_a_url_password(tmp_path: Path) -> None:
+    """PyYAML quotes the broken line in its message: the password in it is masked."""
+    path = tmp_path / "c.yaml"
+    path.write_text("primary:\n  url: http://svc:s3cret@h:1: [\n")
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(path)
+    assert "s3cret" not in str(caught.value) and "not valid YAML" in str(caught.value)

@@ -189,7 +189,96 @@ async def test_failed_comparison_is_counted_and_never_mirrored(
             assert response.status == 200
     await settle(proxy)
     m = metrics(proxy)
-    assert m.value("shadowdiff_compare_failures_total") == 1
+    assert m.value("shadowdiff_compare_failures_total") == 1 == m.value("shadowdiff_compare_failures_total", reason="timeout")
     assert m.value("shadowdiff_mirrored_total") == 0 == m.value("shadowdiff_comparisons_total")
     out = capsys.readouterr().out
     assert out.count('"event":"compare_failed"') == 1 and "Traceback" not in out
+
+
+async def test_every_comparison_is_counted_when_the_worker_is_killed_with_others_queued(
+    start_proxy: StartProxy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Offloaded comparisons queued behind one another, the worker killed mid-job (twice): every mirrored
+    request ends as an outcome or a failure counted with its reason, worker_died (mirrored == outcomes;
+    requests == mirrored + failures), and the jobs queued behind run on a new worker."""
+    from aiohttp import web
+
+    from tests.backends import serve_app
+
+    def app(name: str) -> web.Application:
+        body = orjson.dumps({**document(6000), "from": name})  # ~400 KB: some ms per job in the worker
+
+        async def answer(request: web.Request) -> web.Response:
+            return web.Response(body=body, content_type="application/json")
+
+        application = web.Application()
+        application.router.add_get("/big", answer)
+        return application
+
+    runners = [await serve_app(app(name)) for name in ("primary", "shadow")]
+    try:
+        proxy = await start_proxy(runners[0][1], runners[1][1], compare={"max_queued": 64, "timeout": 30})
+        comparator = proxy.mirror.comparator
+        requests = 24
+        async with aiohttp.ClientSession() as client:
+
+            async def get() -> None:
+                async with client.get(url_of(proxy) + "/big") as response:
+                    assert response.status == 200
+                    await response.read()
+
+            await asyncio.gather(*(get() for _ in range(requests)))
+            for _ in range(2):  # kill whichever worker is busy while others wait, twice
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 10
+                while not (comparator.worker_pid and comparator.busy and comparator.queued) and loop.time() < deadline:
+                    await asyncio.sleep(0.001)
+                if comparator.worker_pid and comparator.queued:
+                    os.kill(comparator.worker_pid, signal.SIGKILL)
+                    await asyncio.sleep(0.05)
+        await settle(proxy, timeout=60)
+    finally:
+        for runner, _ in runners:
+            await runner.cleanup()
+    m = metrics(proxy)
+    mirrored = m.value("shadowdiff_mirrored_total", route="/big")
+    outcomes = sum(m.value("shadowdiff_comparisons_total", route="/big", outcome=o) for o in ("match", "mismatch", "ignored", "shadow_error"))
+    failures = m.value("shadowdiff_compare_failures_total")
+    skipped = sum(m.value("shadowdiff_mirror_skipped_total", reason=r) for r in ("compare_queue_full", "overload"))
+    assert mirrored == outcomes
+    assert 1 <= failures
+    assert mirrored + failures + skipped == requests, (mirrored, failures, skipped)
+    assert m.value("shadowdiff_compare_failures_total", reason="worker_died") == failures
+    assert capsys.readouterr().out.count('"event":"compare_failed"') == failures
+
+
+async def test_a_comparison_past_the_inline_budget_is_made_in_the_worker(comparators) -> None:
+    """60 KB of short strings under a mask (~140 ms of masking) is not compared on the loop: compare_now()
+    gives up within its budget and the worker makes the same comparison as an unbounded compare_bodies()."""
+    a = orjson.dumps({"v": [f"a{i % 10}" for i in range(12_000)]})
+    b = orjson.dumps({"v": [f"a{(i + 1) % 10}" for i in range(12_000)]})
+    pair = exchange(seen("primary", a), seen("shadow", b))
+    ruleset = Rules([RuleConfig(kind="mask", pattern="[0-9]", reason="digits")]).for_route("/r")
+    comparator = comparators()
+    assert comparator.compare_now(pair, SHADOW, ruleset) is None
+    result = await comparator.compare(pair, SHADOW, ruleset, inline=False)
+    assert result.outcome == IGNORED
+    views = body_view(pair.control), body_view(pair.candidates[SHADOW])
+    assert compare_bodies(*views, ruleset, comparator.limits).excused
+
+
+def test_small_comparisons_with_rules_stay_inline(comparators) -> None:
+    """A 2 KB document with every rule kind is compared inline, within the budget."""
+    rules = Rules(
+        [
+            RuleConfig(kind="ignore", path="$.items[*].id", reason="ids"),
+            RuleConfig(kind="mask", pattern="[0-9a-f]{8}", reason="hashes"),
+            RuleConfig(kind="tolerance", absolute=0.01, reason="drift"),
+            RuleConfig(kind="unordered", path="$.tags", reason="a set"),
+        ]
+    ).for_route("/r")
+    doc = document(30)
+    other = orjson.loads(orjson.dumps(doc))
+    other["items"][3]["name"] = "renamed"
+    comparison = comparators().compare_now(exchange(seen("primary", doc), seen("shadow", other)), SHADOW, rules)
+    assert comparison is not None and comparison.outcome == MISMATCH

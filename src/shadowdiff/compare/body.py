@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from shadowdiff.compare import numbers
+from shadowdiff.compare.budget import Budget
 from shadowdiff.compare.decode import TooLarge, Undecodable, decode
 from shadowdiff.compare.jsondiff import Walk, canonical, normalize
 from shadowdiff.compare.multipart import NotMultipart, boundary, parts
@@ -36,6 +38,7 @@ class BodyView:
 class Limits:
     max_decoded_bytes: int
     max_differences: int
+    steps: int | None = None  # a bound on the work (compare.budget); past it OverBudget is raised
 
 
 @dataclass(slots=True)  # per request: not frozen (see shadowdiff.model)
@@ -71,6 +74,8 @@ def compare_bodies(control: BodyView, candidate: BodyView, rules: RuleSet, limit
         return BodyResult(_bytes_differences(p.data, s.data))
     if p_data == s_data:
         return BodyResult(decoded_equal=True)
+    budget = Budget(limits.steps)  # one for the whole comparison; parsing costs a step per 64 bytes
+    budget.spend((len(p_data) + len(s_data)) // 48)
     p_boundary, s_boundary = boundary(control.content_type), boundary(candidate.content_type)
     if p_boundary and s_boundary:
         try:
@@ -78,9 +83,9 @@ def compare_bodies(control: BodyView, candidate: BodyView, rules: RuleSet, limit
         except NotMultipart:
             pass  # not what it says it is: compared as text or bytes below
     if _looks_json(control.content_type, p_data) or _looks_json(candidate.content_type, s_data):
-        return _compare_json(p_data, s_data, rules, limits)
+        return _compare_json(p_data, s_data, rules, limits, budget)
     if _looks_text(control.content_type, p_data) and _looks_text(candidate.content_type, s_data):
-        return _compare_text(p_data, s_data, rules, limits)
+        return _compare_text(p_data, s_data, rules, limits, budget)
     return BodyResult(_bytes_differences(p_data, s_data))
 
 
@@ -147,55 +152,70 @@ def _looks_text(content_type: str, data: bytes) -> bool:
     return True
 
 
-def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) -> BodyResult:
+def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits, budget: Budget) -> BodyResult:
     a_raw, b_raw = a_raw.removeprefix(_BOM), b_raw.removeprefix(_BOM)
-    try:
-        a = orjson.loads(a_raw)
-    except orjson.JSONDecodeError:
-        a = _NOT_JSON
-    try:
-        b = orjson.loads(b_raw)
-    except orjson.JSONDecodeError:
-        b = _NOT_JSON
+    # Both sides the same way: a Decimal never meets the float orjson made of the same text.
+    exact = numbers.needs_exact(a_raw) or numbers.needs_exact(b_raw)
+    if exact:  # json with Decimals: some 5x orjson's time
+        budget.spend((len(a_raw) + len(b_raw)) // 16)
+    a, b = _parse(a_raw, exact), _parse(b_raw, exact)
+    if a is _TOO_DEEP or b is _TOO_DEEP:
+        return _compare_deep(a_raw, b_raw)
     if a is _NOT_JSON or b is _NOT_JSON:
         if a is _NOT_JSON and b is _NOT_JSON:
-            return _compare_text(a_raw, b_raw, rules, limits)
+            return _compare_text(a_raw, b_raw, rules, limits, budget)
         return BodyResult(
             (Difference("body", "$", "type_changed", _kind_of(a, a_raw), _kind_of(b, b_raw)),)
         )
     try:
-        return _compare_parsed(a, b, rules, limits)
+        return _compare_parsed(a, b, rules, limits, budget, exact=exact)
     except (RecursionError, orjson.JSONEncodeError):
         # Nested past what ==, orjson's encoder (255) or the recursion limit can take:
         # found by trying rather than by walking every document in Python first.
         return _compare_deep(a_raw, b_raw)
 
 
-def _compare_parsed(a: object, b: object, rules: RuleSet, limits: Limits) -> BodyResult:
+def _parse(raw: bytes, exact: bool) -> object:
+    """The document, _NOT_JSON, or _TOO_DEEP (orjson stops at 1024 levels, json at the recursion limit)."""
+    if exact:
+        try:
+            return numbers.loads_exact(raw)
+        except numbers.NotJSON:
+            return _NOT_JSON
+        except RecursionError:
+            return _TOO_DEEP
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _TOO_DEEP if "depth limit" in str(exc) else _NOT_JSON
+
+
+def _compare_parsed(a: object, b: object, rules: RuleSet, limits: Limits, budget: Budget, *, exact: bool) -> BodyResult:
     strict = a == b
     if strict:
-        if canonical(a) == canonical(b):
+        if not exact and canonical(a) == canonical(b):  # orjson cannot write every exact number
             return BodyResult(decoded_equal=True)
         # Equal to Python, not to JSON (true vs 1), or only 1 vs 1.0 (the same number):
         # walk every node, before any rule, to tell which.
-        if not Walk(EMPTY, 1, strict=True).run(a, b).differences:
+        if not Walk(EMPTY, 1, strict=True, budget=budget).run(a, b).differences:
             return BodyResult(decoded_equal=True)
     # `strict` descends even where == says equal, to find the true/1 kind of change.
-    a, b = normalize(a, rules), normalize(b, rules)
-    walk = Walk(rules, limits.max_differences, strict=strict).run(a, b)
+    a, b = normalize(a, rules, budget), normalize(b, rules, budget)
+    walk = Walk(rules, limits.max_differences, strict=strict, budget=budget).run(a, b)
     if walk.differences:
         return BodyResult(tuple(walk.differences))
     return BodyResult(excused=True)  # they differed, and the rules account for all of it
 
 
 def _compare_deep(a_raw: bytes, b_raw: bytes) -> BodyResult:
-    """Documents nested too deep to compare structurally are compared as bytes, rules aside."""
+    """Documents nested too deep to parse or compare structurally are compared as bytes, rules aside."""
     if a_raw == b_raw:
         return BodyResult(decoded_equal=True)
     return BodyResult((Difference("body", "$", "changed", _digest(a_raw), _digest(b_raw)),))
 
 
 _NOT_JSON = object()
+_TOO_DEEP = object()
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -205,13 +225,13 @@ def _kind_of(value: object, raw: bytes) -> str:
     return "JSON"
 
 
-def _compare_text(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits) -> BodyResult:
+def _compare_text(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits, budget: Budget) -> BodyResult:
     a, b = a_raw.decode("utf-8", "replace"), b_raw.decode("utf-8", "replace")
     if a == b:  # the bytes differ only where they are not UTF-8
         return BodyResult(_bytes_differences(a_raw, b_raw))
     for mask in rules.masks:
         if not mask.where:  # a path means a JSON field; in text only whole-body masks apply
-            a, b = mask.regex.sub(MASKED, a), mask.regex.sub(MASKED, b)
+            a, b = mask.regex.sub(MASKED, a, budget), mask.regex.sub(MASKED, b, budget)
     if a == b:
         return BodyResult(excused=True)
     a_lines, b_lines = a.splitlines(), b.splitlines()

@@ -7,13 +7,14 @@ so it can be sent to a worker process with the bodies it applies to.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
-from shadowdiff.compare import paths
+from shadowdiff.compare import numbers, paths
 from shadowdiff.compare.paths import Pattern
+from shadowdiff.compare.patterns import UserPattern
 
 MASKED = "<masked>"
 
@@ -32,7 +33,7 @@ class RuleSpec(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Mask:
-    regex: re.Pattern[str]
+    regex: UserPattern  # RE2: linear time whatever the pattern (compare.patterns)
     where: Pattern | None  # None: every string in the body
 
 
@@ -42,8 +43,9 @@ class Tolerance:
     relative: float
     where: Pattern | None  # None: every number in the body
 
-    def allows(self, a: float, b: float) -> bool:
-        return abs(a - b) <= max(self.absolute, self.relative * max(abs(a), abs(b)))
+    def allows(self, a: float | Decimal, b: float | Decimal) -> bool:
+        """Within max(absolute, relative * |larger|), exactly for numbers of any size."""
+        return numbers.within(a, b, self.absolute, self.relative)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ def compile_rules(configs: Sequence[RuleSpec]) -> RuleSet:
         elif rule.kind == "unordered":
             unordered.append(where)
         elif rule.kind == "mask":
-            masks.append(Mask(re.compile(rule.pattern or ""), where))
+            masks.append(Mask(UserPattern(rule.pattern or ""), where))
         elif rule.kind == "tolerance":
             tolerances.append(Tolerance(rule.absolute or 0.0, rule.relative or 0.0, where))
         elif rule.kind == "ignore_header":

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from yarl import URL
 
-from shadowdiff.config.schema import SECRET_MASK, Config, ConfigError, HostPort
+from shadowdiff.config.schema import SECRET_MASK, Config, ConfigError, HostPort, bound_problem, mask_credentials
 
 # -- loading ---------------------------------------------------------------------
 
@@ -37,8 +37,10 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
             raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
         except UnicodeDecodeError as exc:
             raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+        except yaml.YAMLError as exc:  # its message quotes the line: a URL's password too
+            raise ConfigError([f"{path}: not valid YAML: {mask_credentials(str(exc))}"]) from exc
+        except ValueError as exc:  # PyYAML's int() on a number of more than 4300 digits
+            raise ConfigError([f"{path}: a number of more than 4300 digits: no setting takes one"]) from exc
         if raw is None:
             raw = {}
     if not isinstance(raw, dict):
@@ -97,17 +99,20 @@ def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
         if name not in raw:
             continue
         where = f"{path}.{name}" if path else name
-        value = _convert(hints[name], raw[name], where, problems)
-        if value is _INVALID:
-            continue
-        check = spec.metadata.get("check")
-        message = check(value) if check and value is not None else None
-        if message:
-            # a check may return several messages; one that names an item ("[2]: ...") is at the item's path
-            for text in [message] if isinstance(message, str) else message:
-                problems.append(f"{where}{text}" if text.startswith("[") else f"{where}: {text}")
-            continue
-        values[name] = value
+        secret = spec.metadata.get("secret", False)
+        first = len(problems)
+        value = _convert(hints[name], raw[name], where, problems, secret=secret)
+        if value is not _INVALID:
+            check = spec.metadata.get("check")
+            message = bound_problem(name, value) or (check(value) if check and value is not None else None)
+            if message:
+                # a check may return several messages; one that names an item ("[2]: ...") is at the item's path
+                for text in [message] if isinstance(message, str) else message:
+                    problems.append(f"{where}{text}" if text.startswith("[") else f"{where}: {text}")
+            else:
+                values[name] = value
+        if secret:  # whatever went wrong, a secret's value is never printed
+            problems[first:] = [mask_credentials(problem) for problem in problems[first:]]
     built = cls(**values)
     check_whole = getattr(built, "problems", None)
     if check_whole is not None and len(problems) == before:
@@ -118,15 +123,16 @@ def _build(cls: type, raw: Any, path: str, problems: list[str]) -> Any:
 _INVALID = object()
 
 
-def _convert(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
+def _convert(hint: Any, value: Any, where: str, problems: list[str], *, secret: bool = False) -> Any:
     def bad(expected: str) -> object:
-        problems.append(f"{where}: must be {expected}, got {_kind(value)}")
+        got = type(value).__name__ if secret and value is not None else _kind(value)
+        problems.append(f"{where}: must be {expected}, got {got}")
         return _INVALID
 
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
-        return None if value is None else _convert(inner[0], value, where, problems)
+        return None if value is None else _convert(inner[0], value, where, problems, secret=secret)
     if origin is tuple:
         item = typing.get_args(hint)[0]
         if dataclasses.is_dataclass(item):
@@ -142,7 +148,10 @@ def _convert(hint: Any, value: Any, where: str, problems: list[str]) -> Any:
         return value if isinstance(value, int) and not isinstance(value, bool) else bad("a whole number")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer past a double's range
+                return bad("a finite number")
         return bad("a number")
     if hint is str:
         return value if isinstance(value, str) else bad("a string")
@@ -195,7 +204,10 @@ def to_mapping(config: Any, *, mask_secrets: bool = True, drop_unset: bool = Fal
 
 def mask_url(value: str) -> str:
     """An upstream URL with any credentials in it replaced by the mask."""
-    url = URL(value)
+    try:
+        url = URL(value)
+    except ValueError:  # not even a URL: mask by shape
+        return mask_credentials(value)
     if url.user is None and url.password is None:
         return value
     return str(url.with_user(SECRET_MASK).with_password(None))

@@ -9,6 +9,7 @@ sizes, upstream URLs): `config.live.restart_changes()` reads it. Everything else
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,14 @@ from yarl import URL
 
 MiB = 1024 * 1024
 SECRET_MASK = "**********"
+
+# Upper bounds by what a numeric key measures, read from its name (tests/config checks
+# that every numeric key is one of these): durations (`*timeout`, `*cooldown`) in
+# seconds, sizes (`*_bytes`), and counts (every other whole number). Past them a value
+# is a typo, not a setting, and would overflow later (a timer, an allocation).
+MAX_SECONDS = 86_400  # a day
+MAX_BYTES = 1 << 40  # 1 TiB
+MAX_COUNT = 1_000_000
 
 
 class ConfigError(ValueError):
@@ -50,6 +59,35 @@ class HostPort:
 
 
 # -- field checks: each returns an error message or None -------------------------
+
+
+def bound_problem(name: str, value: float) -> str | None:
+    """The upper bound a numeric key `name` has by what it measures (see MAX_SECONDS), broken or not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if name.endswith(("timeout", "cooldown")):
+        limit, unit = MAX_SECONDS, " seconds (a day)"
+    elif name.endswith("_bytes"):
+        limit, unit = MAX_BYTES, " bytes (1 TiB)"
+    elif isinstance(value, int):
+        limit, unit = MAX_COUNT, ""
+    else:
+        return None  # fractions and tolerances: their own checks
+    if value <= limit:
+        return None
+    shown = str(value) if isinstance(value, float) or value.bit_length() < 80 else f"a number of {value.bit_length()} bits"
+    return f"must be at most {limit}{unit}, got {shown}"
+
+
+_USERINFO = re.compile(r"(?<=//)[^\s'\"]*@")
+
+
+def mask_credentials(text: str) -> str:
+    """`text` (a message, a URL yarl may not even parse) with anything between `//` and the
+    last `@` masked: an error message about an upstream URL never prints its password."""
+    return _USERINFO.sub(SECRET_MASK + "@", text)
 
 
 def _positive(value: float) -> str | None:
@@ -99,7 +137,11 @@ def _http_methods(value: tuple[str, ...]) -> str | None:
 
 def _route_templates(value: tuple[str, ...]) -> str | None:
     bad = [t for t in value if not t.startswith("/")]
-    return f"templates must start with '/', got {bad}" if bad else None
+    if bad:
+        return f"templates must start with '/', got {bad}"
+    # A template is a metric label and a log field as it is: printable, no spaces.
+    unprintable = [t for t in value if any(c.isspace() or not c.isprintable() for c in t)]
+    return f"templates must not hold spaces or control characters, got {unprintable}" if unprintable else None
 
 
 def _json_path(value: str) -> str | None:
@@ -113,10 +155,13 @@ def _json_path(value: str) -> str | None:
 
 
 def _regex(value: str) -> str | None:
+    """A user's regex must run on RE2 (linear time): see shadowdiff.compare.patterns."""
+    from shadowdiff.compare.patterns import PatternError, check
+
     try:
-        re.compile(value)
-    except re.error as exc:
-        return f"not a valid regular expression: {exc}"
+        check(value)
+    except PatternError as exc:
+        return str(exc)
     return None
 
 

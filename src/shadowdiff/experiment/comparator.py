@@ -1,10 +1,12 @@
 """Runs comparisons without blocking the event loop.
 
 Bodies that are byte-identical are settled inline at once. Small, unencoded bodies
-(both up to `compare.offload_bytes`) are compared inline too: about 2 ms at the
-64 KiB default (benchmarks/compare_cost.py). Anything larger, or compressed (a few
-KB of gzip can decode to megabytes), goes to the comparison worker: one process
-(`experiment.worker_main`) running the same pure function, one job at a time.
+(both up to `compare.offload_bytes`) are compared inline too, within a budget of
+INLINE_STEPS steps (compare.budget: about 5 ms whatever the rules and the body,
+benchmarks/inline_worst.py); a comparison that needs more is dropped there and made
+in the worker instead. Anything larger, or compressed (a few KB of gzip can decode to
+megabytes), goes to the comparison worker: one process (`experiment.worker_main`)
+running the same pure function, one job at a time.
 
 - A job's deadline (`compare.timeout`) starts when the worker starts it, not when
   it was queued; the worker's own start-up is not counted either.
@@ -30,19 +32,26 @@ from collections import deque
 
 from shadowdiff import frames
 from shadowdiff.compare.body import BodyResult, BodyView, Limits, compare_bodies
+from shadowdiff.compare.budget import OverBudget
 from shadowdiff.compare.engine import assemble, body_view
 from shadowdiff.compare.rules import RuleSet
 from shadowdiff.config import CompareConfig
 from shadowdiff.model import SHADOW_ERROR, Comparison, Exchange
 from shadowdiff.publish.redact import Redaction, Redactor
 
+# Steps (about a microsecond each, see compare.budget) an inline comparison may take.
+INLINE_STEPS = 4000
 START_DEADLINE = 30.0  # seconds for a new worker process to say it is ready
 RESTART_PAUSE = 5.0  # seconds before a worker that could not start is tried again
 _WORKER = (sys.executable, "-m", "shadowdiff.experiment.worker_main")
 
 
 class CompareFailed(Exception):
-    """The comparison could not be made (worker timed out or died, or the engine raised)."""
+    """The comparison could not be made; `reason` is one of metrics.COMPARE_FAILURE_REASONS."""
+
+    def __init__(self, message: str, reason: str = "engine_error") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ComparisonQueueFull(Exception):
@@ -67,6 +76,7 @@ class Comparator:
     def configure(self, config: CompareConfig) -> None:
         """Take new settings (a live config change): from the next comparison on."""
         self.limits = Limits(max_decoded_bytes=config.max_decoded_bytes, max_differences=config.max_differences)
+        self._inline_limits = Limits(config.max_decoded_bytes, config.max_differences, steps=INLINE_STEPS)
         self._offload_bytes = config.offload_bytes
         self._timeout = config.timeout
         self._max_queued = config.max_queued
@@ -76,10 +86,20 @@ class Comparator:
         """The comparison worker's process id, None while there is none."""
         return self._process.pid if self._process is not None else None
 
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the worker (the one it runs excluded)."""
+        return len(self._queue)
+
+    @property
+    def busy(self) -> bool:
+        """Whether the worker has a job right now."""
+        return self._busy
+
     def compare_now(self, exchange: Exchange, lane: str, rules: RuleSet) -> Comparison | None:
         """The comparison, when it is made on the event loop (identical, or small and unencoded
-        bodies: no coroutine, no wait); None when it belongs to the worker (use `compare()`).
-        Raises CompareFailed if the engine fails."""
+        bodies within the inline budget: no coroutine, no wait); None when it belongs to the
+        worker (then `compare(..., inline=False)`). Raises CompareFailed if the engine fails."""
         candidate = exchange.candidates[lane]
         if not candidate.ok:
             return Comparison(exchange, lane, SHADOW_ERROR)
@@ -88,19 +108,22 @@ class Comparator:
             return None
         try:
             started = time.perf_counter()
-            body = compare_bodies(control_view, candidate_view, rules, self.limits)
+            body = compare_bodies(control_view, candidate_view, rules, self._inline_limits)
             comparison = assemble(exchange, lane, rules, self.limits, body)
+        except OverBudget:  # more work than the loop may spend: the worker makes it from the start
+            return None
         except Exception as exc:  # a bug or an input the engine cannot take: data, not a crash
             raise CompareFailed(f"{type(exc).__name__}: {exc}") from exc
         comparison.duration = time.perf_counter() - started
         return comparison
 
-    async def compare(self, exchange: Exchange, lane: str, rules: RuleSet) -> Comparison:
-        """The control compared with `lane`, inline or in the worker. Raises CompareFailed or
-        ComparisonQueueFull, nothing else."""
-        comparison = self.compare_now(exchange, lane, rules)
-        if comparison is not None:
-            return comparison
+    async def compare(self, exchange: Exchange, lane: str, rules: RuleSet, *, inline: bool = True) -> Comparison:
+        """The control compared with `lane`, inline or in the worker (`inline=False`: in the worker,
+        compare_now() having said so). Raises CompareFailed or ComparisonQueueFull, nothing else."""
+        if inline:
+            comparison = self.compare_now(exchange, lane, rules)
+            if comparison is not None:
+                return comparison
         control_view, candidate_view = body_view(exchange.control), body_view(exchange.candidates[lane])
         body, spent = await self._offloaded(control_view, candidate_view, rules)
         try:
@@ -141,7 +164,7 @@ class Comparator:
                 try:
                     result = await self._run(job)
                 except Exception as exc:  # CompareFailed, or the worker could not even start
-                    failure = exc if isinstance(exc, CompareFailed) else CompareFailed(f"{type(exc).__name__}: {exc}")
+                    failure = exc if isinstance(exc, CompareFailed) else CompareFailed(f"{type(exc).__name__}: {exc}", "worker_unavailable")
                     if not future.done():
                         future.set_exception(failure)
                 else:
@@ -164,10 +187,10 @@ class Comparator:
                 reply = await frames.read(process.stdout)
         except TimeoutError:
             await self._kill()  # the worker is stuck on this input: replace it
-            raise CompareFailed(f"comparison took longer than compare.timeout ({self._timeout} s)") from None
+            raise CompareFailed(f"comparison took longer than compare.timeout ({self._timeout} s)", "timeout") from None
         except Exception:  # EOF, a broken pipe, a frame cut or garbled: the worker is gone
             await self._kill()
-            raise CompareFailed("the comparison worker died") from None
+            raise CompareFailed("the comparison worker died", "worker_died") from None
         if reply[0] == "ok":
             return reply[1], reply[2]
         raise CompareFailed(reply[1])
@@ -180,7 +203,7 @@ class Comparator:
         await self._kill()
         loop = asyncio.get_running_loop()
         if loop.time() < self._down_until:
-            raise CompareFailed("the comparison worker could not start; trying again shortly")
+            raise CompareFailed("the comparison worker could not start; trying again shortly", "worker_unavailable")
         # Its own session: a Ctrl-C in the terminal is the proxy's to handle, not the worker's.
         process = await asyncio.create_subprocess_exec(
             *_WORKER, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True
@@ -199,7 +222,7 @@ class Comparator:
             process.kill()
             await process.wait()
             self._down_until = loop.time() + RESTART_PAUSE
-            raise CompareFailed("the comparison worker did not start")
+            raise CompareFailed("the comparison worker did not start", "worker_unavailable")
         self._process = process
         return process
 

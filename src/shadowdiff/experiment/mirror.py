@@ -107,7 +107,7 @@ class Experiment:
             except CompareFailed as exc:
                 mirror.failed(request, exc)
                 continue
-            if comparison is None:  # too large or encoded for the event loop
+            if comparison is None:  # too large, encoded or costly for the event loop
                 await mirror.judge(exchange, lane.name, self.rules)
             else:
                 mirror.publisher.publish(comparison)
@@ -169,9 +169,9 @@ class Mirror:
         return experiment
 
     async def judge(self, exchange: Exchange, lane: str, rules: RuleSet) -> None:
-        """Compare one lane with the control (in the worker if need be) and publish the result."""
+        """Compare one lane with the control in the worker (compare_now() said so) and publish the result."""
         try:
-            comparison = await self.comparator.compare(exchange, lane, rules)
+            comparison = await self.comparator.compare(exchange, lane, rules, inline=False)
         except ComparisonQueueFull:
             self.skipped("compare_queue_full")
             return
@@ -182,10 +182,14 @@ class Mirror:
 
     def failed(self, request: CapturedRequest, exc: CompareFailed) -> None:
         """Neither mirrored nor an outcome: counted on its own, one line, no traceback flood."""
-        self._metrics.compare_failures.inc()
-        redactor = self.publisher.redactor
+        self._metrics.compare_failures.labels(exc.reason).inc()
         log.event(
-            "error", "compare_failed", request_id=redactor.text(request.request_id), route=request.route, error=str(exc)[:300]
+            "error",
+            "compare_failed",
+            request_id=self.publisher.redactor.text(request.request_id),
+            route=request.route,
+            reason=exc.reason,
+            error=str(exc)[:300],
         )
 
     async def drain(self, timeout: float) -> int:

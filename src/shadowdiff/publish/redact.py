@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-import re2
 
 from shadowdiff.compare import paths as field_paths
+from shadowdiff.compare.patterns import UserPattern
 from shadowdiff.model import Comparison, Difference
 from shadowdiff.publish.secrets import (
-    GROUPS, KEY_FAMILIES, MAX_KEY_WORDS, OPTIONS, SHAPES, basic_credentials, luhn, normal, suspect, words,
+    GROUPS, KEY_FAMILIES, MAX_KEY_WORDS, SHAPES, basic_credentials, luhn, normal, suspect, words,
 )  # fmt: skip
 
 REDACTED = "[REDACTED]"
@@ -117,7 +117,7 @@ class Redactor:
         self._keep = frozenset(keep)
         self._headers = frozenset(h.lower() for h in spec.headers)
         self._shapes = SHAPES
-        self._user = tuple(re2.compile(p, OPTIONS) for p in spec.patterns)
+        self._user = tuple(UserPattern(p) for p in spec.patterns)  # RE2, checked by check-config
         self._secret_keys: dict[str, bool] = {}
         self._secret_paths: dict[str, bool] = {}
 
