@@ -79,7 +79,7 @@ def compare_bodies(control: BodyView, candidate: BodyView, rules: RuleSet, limit
     p_boundary, s_boundary = boundary(control.content_type), boundary(candidate.content_type)
     if p_boundary and s_boundary:
         try:
-            return _compare_parsed(parts(p_data, p_boundary), parts(s_data, s_boundary), rules, limits)
+            return _compare_parsed(parts(p_data, p_boundary), parts(s_data, s_boundary), rules, limits, budget, exact=False)
         except NotMultipart:
             pass  # not what it says it is: compared as text or bytes below
     if _looks_json(control.content_type, p_data) or _looks_json(candidate.content_type, s_data):
