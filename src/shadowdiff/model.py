@@ -87,8 +87,8 @@ class Body:
     digest: str | None = None  # sha256 hex, only when data is None
 
 
-class Budget(Protocol):
-    """Room for bytes held in memory (shadowdiff.budget.Account is one)."""
+class BufferAccount(Protocol):
+    """Room for bytes held in memory, under mirror.max_buffered_bytes (shadowdiff.buffers.Account is one)."""
 
     def take(self, size: int) -> bool: ...
 
@@ -105,7 +105,7 @@ class BodyCapture:
 
     __slots__ = ("_limit", "_chunks", "_size", "_hash", "_budget")
 
-    def __init__(self, limit: int, budget: Budget | None = None) -> None:
+    def __init__(self, limit: int, budget: BufferAccount | None = None) -> None:
         self._limit = limit
         self._chunks: list[bytes] = []
         self._size = 0

@@ -24,7 +24,7 @@ from aiohttp import web
 from shadowdiff import log
 from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort, mask_url
-from shadowdiff.budget import BufferBudget
+from shadowdiff.buffers import BufferBudget
 from shadowdiff.experiment.breaker import Breaker
 from shadowdiff.experiment.comparator import Comparator
 from shadowdiff.experiment.lanes import Lane

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from shadowdiff.compare.rules import EMPTY
-from shadowdiff.budget import BufferBudget
+from shadowdiff.buffers import BufferBudget
 from shadowdiff.config import CompareConfig, LoggingConfig
 from shadowdiff.experiment.breaker import Breaker
 from shadowdiff.experiment.comparator import Comparator

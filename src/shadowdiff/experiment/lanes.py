@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 from shadowdiff.experiment.breaker import Breaker
 from shadowdiff.http.upstream import Upstream
 from shadowdiff.metrics import Metrics
-from shadowdiff.model import Budget, CapturedRequest, Observation
+from shadowdiff.model import BufferAccount, CapturedRequest, Observation
 
 
 class Lane:
@@ -66,7 +66,7 @@ class Lane:
             headers.popall("Host", None)  # the upstream URL's own authority is sent
         return headers
 
-    async def send(self, request: CapturedRequest, *, body_limit: int, budget: Budget | None = None) -> Observation:
+    async def send(self, request: CapturedRequest, *, body_limit: int, budget: BufferAccount | None = None) -> Observation:
         """The lane's answer to `request` (never raises); counted, and told to the breaker."""
         observation = await self.upstream.observe(
             request, self.headers_for(request), lane=self.name, body_limit=body_limit, budget=budget

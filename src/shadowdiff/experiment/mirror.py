@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from shadowdiff import log
-from shadowdiff.budget import Account, BufferBudget
+from shadowdiff.buffers import Account, BufferBudget
 from shadowdiff.compare.rules import RuleSet
 from shadowdiff.experiment.comparator import CompareFailed, Comparator, ComparisonQueueFull
 from shadowdiff.experiment.lanes import Lane

@@ -29,7 +29,7 @@ from yarl import URL
 from shadowdiff.http._aiohttp import serialize_head
 from shadowdiff.http.client import BodyFailed, BodySource, ConnectionPool, Response
 from shadowdiff.http.errors import UpstreamError, classify, describe
-from shadowdiff.model import BodyCapture, Budget, CapturedRequest, Observation
+from shadowdiff.model import BodyCapture, BufferAccount, CapturedRequest, Observation
 
 # Headers aiohttp's WebSocket client would otherwise invent on a request.
 _NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
@@ -192,7 +192,7 @@ class Upstream:
         )
 
     async def observe(
-        self, request: CapturedRequest, headers: CIMultiDict[str], *, lane: str, body_limit: int, budget: Budget | None = None
+        self, request: CapturedRequest, headers: CIMultiDict[str], *, lane: str, body_limit: int, budget: BufferAccount | None = None
     ) -> Observation:
         """Send, read the whole response (kept up to `body_limit`, and while `budget` has room), never raise."""
         started = time.perf_counter()

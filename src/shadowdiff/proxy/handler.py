@@ -16,7 +16,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from shadowdiff.budget import BufferBudget
+from shadowdiff.buffers import BufferBudget
 from shadowdiff.experiment.mirror import Experiment, Mirror
 from shadowdiff.http import forwarding as hdr
 from shadowdiff.http.client import BodyFailed

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from shadowdiff.budget import BufferBudget
+from shadowdiff.buffers import BufferBudget
 from shadowdiff.http import _aiohttp
 from shadowdiff.http.client import BodyFailed
 from shadowdiff.http.upstream import StreamedBody

@@ -1,4 +1,4 @@
-"""The buffer budget: request copies and response captures share mirror.max_buffered_bytes."""
+"""The buffer budget (shadowdiff.buffers): request copies and response captures share mirror.max_buffered_bytes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 
 import aiohttp
 
-from shadowdiff.budget import Account, BufferBudget
+from shadowdiff.buffers import Account, BufferBudget
 from shadowdiff.model import BodyCapture
 from tests.backends import Backend
 from tests.conftest import StartProxy, metrics, settle, url_of
