@@ -38,6 +38,7 @@ from shadowdiff.publish.pipeline import Publisher, Sink
 from shadowdiff.publish.redact import Redactor
 from shadowdiff.publish.sinks import LogSink
 from shadowdiff.runtime import RuntimeHolder
+from shadowdiff.scrape import SharedRender
 
 
 class ShadowDiff:
@@ -52,6 +53,7 @@ class ShadowDiff:
         self._reuse_port = reuse_port
         self._serve_admin = admin
         self.metrics = metrics = Metrics()
+        self.scrapes = SharedRender(metrics.exposition, config.admin.metrics_min_interval)
         self.primary = Upstream(CONTROL, config.primary.url, _primary_limits(config))
         self.comparator = Comparator(config.compare)
         self.publisher = Publisher(metrics, Redactor(config.logging), [LogSink(), *extra_sinks])
@@ -93,6 +95,7 @@ class ShadowDiff:
         self.comparator.configure(config.compare)
         self.publisher.redactor = Redactor(config.logging)
         self.budget.limit = config.mirror.max_buffered_bytes
+        self.scrapes.min_interval = config.admin.metrics_min_interval
         log.set_level(config.logging.level)
 
     async def start(self) -> None:
@@ -109,7 +112,7 @@ class ShadowDiff:
         await self.shadow.upstream.start()
         if self._serve_admin:
             self._admin = web.AppRunner(
-                create_admin_app(self.metrics.exposition, ready=lambda: self.ready), handle_signals=False, access_log=None
+                create_admin_app(self.scrapes.get, ready=lambda: self.ready), handle_signals=False, access_log=None
             )
             await self._admin.setup()
             await web.TCPSite(self._admin, config.admin.listen.host, config.admin.listen.port).start()

@@ -124,3 +124,17 @@ def test_documented_example_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "shadowdiff.yaml"
     config = configuration.load(example)
     assert config.primary.url and config.shadow.url
+
+
+@pytest.mark.parametrize("value", [-1, 61, float("inf"), float("nan")])
+def test_metrics_min_interval_is_bounded(value: float) -> None:
+    """admin.metrics_min_interval must be a finite number of seconds from 0 to 60 (NaN and inf refused)."""
+    with pytest.raises(ConfigError) as caught:
+        configuration.from_mapping(_with("admin", "metrics_min_interval", value))
+    assert any(p.startswith("admin.metrics_min_interval: must be between 0 and 60 seconds") for p in caught.value.problems)
+
+
+def test_metrics_min_interval_defaults_to_one_second_and_takes_zero() -> None:
+    """One render is served for 1 s by default; 0 (a render per scrape) is allowed."""
+    assert configuration.from_mapping(MINIMAL).admin.metrics_min_interval == 1.0
+    assert configuration.from_mapping(_with("admin", "metrics_min_interval", 0)).admin.metrics_min_interval == 0.0
