@@ -7,38 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily
 
 from shadowdiff.scrape import SharedRender
+from tests.collectors import CountingCollector
 from tests.conftest import until
-
-
-class CountingCollector:
-    """Counts its collect() calls (one per render) and records the thread each ran on; with `gate`,
-    each call waits for it to be set first (a slow render that the test lets finish)."""
-
-    def __init__(self, gate: threading.Event | None = None) -> None:
-        self.calls = 0
-        self.threads: list[int] = []
-        self.gate = gate
-        self.fail_next = False
-
-    def describe(self) -> list[GaugeMetricFamily]:
-        return []  # so that registering it does not call collect()
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        self.calls += 1
-        self.threads.append(threading.get_ident())
-        if self.gate is not None:
-            assert self.gate.wait(10), "the test never released the render"
-        if self.fail_next:
-            self.fail_next = False
-            raise RuntimeError("render failed")
-        yield GaugeMetricFamily("renders", "collect() calls so far", value=self.calls)
 
 
 def registry_with(collector: CountingCollector) -> tuple[CollectorRegistry, Counter]:
