@@ -5,7 +5,8 @@
 Starts SCRAPERS threads, each fetching URL back to back on one kept-alive connection
 (http.client: the socket reads release the GIL), until stdin closes, SECONDS have passed
 or MAX_SCRAPES scrapes were made in all. Prints `started` once the first scrape is in,
-and at the end one JSON line: scrapes, failures, the largest body's bytes. A separate process, so the scrapers' own work is not done on the loop of the test
+and at the end one JSON line: scrapes, failures, the largest body's bytes, and the seconds
+the scrapers ran. A separate process, so the scrapers' own work is not done on the loop of the test
 or benchmark that measures the proxy's clients. Loopback only: the URL must be 127.0.0.1.
 """
 
@@ -19,14 +20,15 @@ import time
 from urllib.parse import urlsplit
 
 
-def scrape_for(url: str, scrapers: int, seconds: float, max_scrapes: int) -> dict[str, int]:
+def scrape_for(url: str, scrapers: int, seconds: float, max_scrapes: int) -> dict[str, float]:
     parts = urlsplit(url)
     assert parts.hostname == "127.0.0.1", "scrapers only talk to loopback"
-    deadline = time.monotonic() + seconds
+    began = time.monotonic()
+    deadline = began + seconds
     stop = threading.Event()
     lock = threading.Lock()
     started = threading.Event()
-    totals = {"scrapes": 0, "failures": 0, "max_bytes": 0}
+    totals: dict[str, float] = {"scrapes": 0, "failures": 0, "max_bytes": 0}
 
     def claim() -> bool:
         with lock:
@@ -69,6 +71,7 @@ def scrape_for(url: str, scrapers: int, seconds: float, max_scrapes: int) -> dic
         thread.start()
     for thread in threads:
         thread.join()
+    totals["seconds"] = time.monotonic() - began
     return totals
 
 

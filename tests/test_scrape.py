@@ -11,7 +11,7 @@ import threading
 import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from shadowdiff.scrape import SharedRender
+from shadowdiff.scrape import MAX_CACHED_PER_SECOND, SharedRender
 from tests.collectors import CountingCollector
 from tests.conftest import until
 
@@ -89,4 +89,18 @@ async def test_a_scraper_that_gives_up_does_not_cancel_the_shared_render() -> No
         await quitter
     gate.set()
     assert b"renders 1.0" in await stayer
+    assert collector.calls == 1
+
+
+async def test_cached_bytes_are_paced() -> None:
+    """Ten scrapes at once within the interval get the cached bytes one every 1/MAX_CACHED_PER_SECOND s,
+    not all at once (a scraper looping on the cache cannot make the loop write it a thousand times a second)."""
+    collector = CountingCollector()
+    registry, _ = registry_with(collector)
+    shared = SharedRender(lambda: generate_latest(registry), 60.0)
+    first = await shared.get()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await asyncio.gather(*(shared.get() for _ in range(10))) == [first] * 10
+    assert loop.time() - began >= 9 / MAX_CACHED_PER_SECOND
     assert collector.calls == 1
