@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 
 def create_admin_app(
-    exposition: Callable[[], bytes], *, ready: Callable[[], bool], detail: Callable[[], str] = lambda: ""
+    exposition: Callable[[], Awaitable[bytes]], *, ready: Callable[[], bool], detail: Callable[[], str] = lambda: ""
 ) -> web.Application:
-    """`exposition()` renders /metrics; `ready()` says whether the proxy is accepting
-    traffic (false while starting or draining); `detail()` adds a line to /readyz."""
+    """`await exposition()` gives /metrics (a `scrape.SharedRender`'s `get`: never a render on
+    the loop); `ready()` says whether the proxy is accepting traffic (false while starting
+    or draining); `detail()` adds a line to /readyz."""
 
     async def metrics_handler(request: web.Request) -> web.Response:
-        response = web.Response(body=exposition())
+        response = web.Response(body=await exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 

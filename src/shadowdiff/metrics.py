@@ -9,6 +9,7 @@ status codes are numbers, and the other labels are fixed vocabularies.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -219,6 +220,7 @@ class Metrics:
         self._sink_dropped: dict[str, tuple[Callable[[], int], list[int]]] = {}
         self._up: dict[str, bool] = {}
         self._in_flight: Callable[[], int] | None = None
+        self._refreshing = threading.Lock()  # /metrics renders in a thread (shadowdiff.scrape)
 
         # Zero-valued series for the fixed vocabularies, so rate() works from the start.
         for reason in SKIP_REASONS:
@@ -244,7 +246,12 @@ class Metrics:
         self.sink_dropped.labels(name)
 
     def refresh(self) -> None:
-        """Bring values kept outside the collectors up to date (at scrape time; each second in a worker)."""
+        """Bring values kept outside the collectors up to date (at scrape time; each second in a worker).
+        Safe from any thread."""
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
         dropped = log.dropped()  # the writer thread counts; the counter catches up here
         if dropped > self._log_dropped_seen:
             self.log_dropped.inc(dropped - self._log_dropped_seen)
@@ -273,5 +280,7 @@ class Metrics:
             self.set_up(upstream, False)
 
     def exposition(self) -> bytes:
+        """The whole text exposition, rendered now (the admin listener serves it through
+        `scrape.SharedRender`, in a thread; this takes tens of ms at the route cap)."""
         self.refresh()
         return generate_latest(self.registry)

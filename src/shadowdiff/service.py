@@ -39,6 +39,7 @@ from shadowdiff.publish.pipeline import Publisher, Sink
 from shadowdiff.publish.redact import Redactor
 from shadowdiff.publish.sinks import LogSink
 from shadowdiff.runtime import RuntimeHolder
+from shadowdiff.scrape import SharedRender
 
 
 class ShadowDiff:
@@ -53,6 +54,7 @@ class ShadowDiff:
         self._reuse_port = reuse_port
         self._serve_admin = admin
         self.metrics = metrics = Metrics()
+        self.scrapes = SharedRender(metrics.exposition, config.admin.metrics_min_interval)
         self.primary = Upstream(CONTROL, config.primary.url, _primary_limits(config))
         redactor = Redactor(config.logging)  # one, for every sink and the comparison worker
         self.comparator = Comparator(config.compare, redactor)
@@ -100,6 +102,7 @@ class ShadowDiff:
         self.comparator.configure(config.compare)
         self.publisher.redactor = self.comparator.redactor = Redactor(config.logging)
         self.budget.limit = config.mirror.max_buffered_bytes
+        self.scrapes.min_interval = config.admin.metrics_min_interval
         log.set_level(config.logging.level)
 
     async def start(self) -> None:
@@ -116,7 +119,7 @@ class ShadowDiff:
         await self.shadow.upstream.start()
         if self._serve_admin:
             self._admin = web.AppRunner(
-                create_admin_app(self.metrics.exposition, ready=lambda: self.ready), handle_signals=False, access_log=None
+                create_admin_app(self.scrapes.get, ready=lambda: self.ready), handle_signals=False, access_log=None
             )
             await self._admin.setup()
             await web.TCPSite(self._admin, config.admin.listen.host, config.admin.listen.port).start()

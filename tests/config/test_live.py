@@ -49,6 +49,7 @@ def test_restart_only_keys_are_named(section: str, key: str, value: object) -> N
         ("compare", "max_differences", 3),
         ("logging", "redact_fields", ["ssn"]),
         ("logging", "level", "debug"),
+        ("admin", "metrics_min_interval", 5.0),
     ],
 )
 def test_live_keys_need_no_restart(section: str, key: str, value: object) -> None:

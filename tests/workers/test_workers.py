@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.backends import Backend, free_port
+from tests.collectors import scrapes_within_one_interval
 from tests.conftest import Served, serve_until_exit, serving
 from tests.metrics_text import MetricsReader
 
@@ -205,6 +206,48 @@ async def test_a_new_config_reaches_every_worker(primary: Backend, shadow: Backe
                 if len(shadow.seen) == before:
                     break
             assert len(shadow.seen) == before  # 20 requests over both workers, none mirrored
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(running, 30) == 0
+
+
+async def test_the_supervisor_renders_metrics_once_for_concurrent_scrapes(primary: Backend) -> None:
+    """The supervisor's /metrics (the workers' files, summed) is one render for eight concurrent scrapes
+    within the default interval (identical bytes, exposition() called once); after update() sets
+    admin.metrics_min_interval to 0, each scrape renders."""
+    from shadowdiff import config as configuration
+    from shadowdiff.workers.supervisor import Supervisor
+
+    class CountingSupervisor(Supervisor):
+        renders = 0
+
+        def exposition(self) -> bytes:
+            self.renders += 1
+            return super().exposition()
+
+    raw = {
+        "listen": {"address": f"127.0.0.1:{free_port()}", "workers": 2},
+        "admin": {"listen": f"127.0.0.1:{free_port()}"},
+        "primary": {"url": primary.url},
+        "shadow": {"url": primary.url},
+    }
+    supervisor = CountingSupervisor(configuration.from_mapping(raw))
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(supervisor.run(stop))
+    try:
+        async with aiohttp.ClientSession() as client:
+            served = Served(None, 0, int(raw["admin"]["listen"].rsplit(":", 1)[1]))  # type: ignore[arg-type]
+            await until_ready(served, client)
+            assert await get_each_on_its_own_connection(f"http://{raw['listen']['address']}", 10) == [200] * 10
+            assert supervisor.renders == 0  # nothing scraped /metrics yet
+            bodies = await scrapes_within_one_interval(served.admin_url, client, 8, 1.0, lambda: supervisor.renders)
+            assert len(set(bodies)) == 1
+            assert MetricsReader(bodies[0].decode()).value("shadowdiff_requests_total") == 10
+            before = supervisor.renders
+            await supervisor.update(configuration.from_mapping({**raw, "admin": {**raw["admin"], "metrics_min_interval": 0}}))
+            for _ in range(3):
+                await scrape(served, client)
+            assert supervisor.renders == before + 3
     finally:
         stop.set()
         assert await asyncio.wait_for(running, 30) == 0

@@ -335,9 +335,21 @@ class CompareConfig:
     rules: tuple[RuleConfig, ...] = _setting(())
 
 
+MAX_METRICS_INTERVAL = 60.0  # a scrape every 15-60 s is usual: a longer reuse would hide changes
+
+
+def _metrics_interval(value: float) -> str | None:
+    if 0 <= value <= MAX_METRICS_INTERVAL:  # NaN fails both comparisons, inf the second
+        return None
+    return f"must be between 0 and {MAX_METRICS_INTERVAL:g} seconds, got {value}"
+
+
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
-    listen: HostPort = _setting(HostPort("127.0.0.1", 9901))
+    listen: HostPort = _setting(HostPort("127.0.0.1", 9901), restart=True)
+    # One /metrics render is served to every scrape for this long after it (0: render each
+    # scrape; concurrent scrapes still share one render). See shadowdiff.scrape.
+    metrics_min_interval: float = _setting(1.0, _metrics_interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,5 +376,5 @@ class Config:
     mirror: MirrorConfig = _setting(MirrorConfig())
     compare: CompareConfig = _setting(CompareConfig())
     routes: tuple[str, ...] = _setting((), _route_templates)
-    admin: AdminConfig = _setting(AdminConfig(), restart=True)
+    admin: AdminConfig = _setting(AdminConfig())
     logging: LoggingConfig = _setting(LoggingConfig())

@@ -48,6 +48,7 @@ from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort
 from shadowdiff.config.live import restart_changes
 from shadowdiff.runtime import RestartRequired
+from shadowdiff.scrape import SharedRender
 
 READY_DEADLINE = 60.0  # seconds for a worker to start listening
 RESTART_DELAY = 1.0  # seconds before a dead worker is replaced (doubling while it keeps dying)
@@ -229,6 +230,9 @@ class Supervisor:
         self._admin: web.AppRunner | None = None
         self._watchers: list[asyncio.Task[None]] = []
         self._worker_config = config  # with the reserved port: what workers are started with
+        # Summing the workers' files is heavier than one process's render, and the loop that
+        # would do it relays every worker's log lines: in a thread, once per interval.
+        self.scrapes = SharedRender(self.exposition, config.admin.metrics_min_interval)
 
     def ready(self) -> bool:
         """Every worker started once, and at least one is serving (others may be restarting)."""
@@ -238,6 +242,7 @@ class Supervisor:
         return f"workers ready: {sum(worker.ready for worker in self.workers)}/{len(self.workers)}"
 
     def exposition(self) -> bytes:
+        """The workers' metrics summed from their files, read now (served through `self.scrapes`)."""
         registry = CollectorRegistry()
         registry.register(_AddSupervisorDrops(multiprocess.MultiProcessCollector(None, path=self._metrics_dir)))
         return generate_latest(registry)
@@ -272,7 +277,7 @@ class Supervisor:
     async def _start_admin(self) -> None:
         listen = self.config.admin.listen
         self._admin = web.AppRunner(
-            create_admin_app(self.exposition, ready=self.ready, detail=self.detail), handle_signals=False, access_log=None
+            create_admin_app(self.scrapes.get, ready=self.ready, detail=self.detail), handle_signals=False, access_log=None
         )
         await self._admin.setup()
         await web.TCPSite(self._admin, listen.host, listen.port).start()
@@ -310,6 +315,7 @@ class Supervisor:
         if keys:
             raise RestartRequired(keys)
         self.config = config
+        self.scrapes.min_interval = config.admin.metrics_min_interval
         self._worker_config = replace(config, listen=self._worker_config.listen)
         await asyncio.gather(*(worker.send(("config", self._worker_config)) for worker in self.workers))
 
