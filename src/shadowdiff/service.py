@@ -42,6 +42,11 @@ from shadowdiff.runtime import RuntimeHolder
 from shadowdiff.scrape import SharedRender
 
 
+# What a client connection buffers of a body before it stops reading (aiohttp pauses at twice
+# this; one read of the socket, up to 256 KiB, may come on top).
+READ_BUFFER_BYTES = 16 * 1024
+
+
 class ShadowDiff:
     """One proxy process. As a worker of `serve --workers N` it binds the traffic port with
     SO_REUSEPORT (`reuse_port`) and leaves the admin listener to the supervisor (`admin=False`)."""
@@ -141,6 +146,7 @@ class ShadowDiff:
             keepalive_timeout=listen.idle_timeout,
             # After a 408/413 the unread rest of a body is drained this long at most.
             lingering_time=2.0,
+            read_bufsize=READ_BUFFER_BYTES,
             access_log=logging.getLogger("aiohttp.access") if config.logging.access_log else None,
             access_log_class=access_log_class(lambda: self.publisher.redactor),
         )
