@@ -102,6 +102,13 @@ class UserPattern:
         pieces.append(data[kept:])
         return b"".join(pieces).decode("utf-8", "surrogatepass")
 
+    def search(self, text: str) -> bool:
+        """Whether the pattern matches anywhere in `text` (one C call: ~1 us, where google-re2's
+        own `search()` costs ~5)."""
+        data = text.encode("utf-8", "surrogatepass")
+        (start, _), *_ = self._regex.Match(_UNANCHORED, data, 0, len(data))
+        return start >= 0
+
     def __reduce__(self) -> tuple[type[UserPattern], tuple[str]]:
         return (UserPattern, (self.pattern,))
 

@@ -15,6 +15,8 @@ import re
 
 import re2
 
+from shadowdiff.compare.patterns import UserPattern
+
 MAX_KEY_WORDS = 4  # a family term spans at most this many words of a key
 
 # The built-in key families: each term is matched against runs of a key's words,
@@ -56,12 +58,12 @@ GROUPS = SHAPES.groupindex
 # camelCase, snake_case, kebab-case words. Python's re: no backtracking in it, keys are cut to
 # 128 characters, and RE2's findall costs ~20 us a call from Python where this costs ~1.
 _WORDS = re.compile(r"[A-Z]+[a-z]*|[a-z]+|[0-9]+")
-# A string with none of these cannot hold a credential shape: it skips the RE2 pass (~4 us).
-_TRIGGERS = (
-    ":", "=", "eyJ", "earer", "EARER", "asic", "ASIC", "-----BEGIN", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_",
-    "ghr_", "github_pat_", "xox", "k_live_", "k_test_", "glpat-", "AIza",
-)  # fmt: skip
-_NO_DIGITS = str.maketrans("", "", "0123456789")
+# A string with none of these cannot hold a credential shape: it skips the full pass, whose
+# google-re2 sub() costs several microseconds even when nothing matches.
+_TRIGGERS = UserPattern(
+    r"[:=]|eyJ|(?i:bearer|basic)|-----BEGIN|AKIA|ASIA|gh[pousr]_|github_pat_|xox|k_live_|k_test_|glpat-|AIza"
+    r"|[0-9](?:[ -]?[0-9]){12}"
+)
 
 
 def words(key: str) -> list[str]:
@@ -82,11 +84,8 @@ def normal(name: str) -> str:
 
 
 def suspect(text: str) -> bool:
-    """Whether `text` may hold a credential shape (a cheap test before the RE2 pass)."""
-    for trigger in _TRIGGERS:
-        if trigger in text:
-            return True
-    return len(text) >= 13 and len(text) - len(text.translate(_NO_DIGITS)) >= 13  # a card number's digits
+    """Whether `text` may hold a credential shape (a cheap test before the full pass: ~1 us)."""
+    return _TRIGGERS.search(text)
 
 
 def basic_credentials(value: str) -> bool:
