@@ -285,7 +285,8 @@ async def test_idle_connections_give_way_at_the_cap(primary: Backend, start_prox
     await asyncio.sleep(0.7)  # past the eviction grace
     try:
         assert await _served(proxy)
-        assert await asyncio.wait_for(idle[0][0].read(), 5) is not None  # the first to go idle is closed
+        await asyncio.wait_for(idle[0][0].read(), 5)  # the rest of its answer, then EOF: the first to go idle is closed
+        assert idle[0][0].at_eof()
     finally:
         for _, writer in idle:
             writer.close()

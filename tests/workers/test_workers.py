@@ -61,6 +61,16 @@ async def get_each_on_its_own_connection(url: str, count: int) -> list[int]:
         return statuses
 
 
+def two_workers(primary_url: str, shadow_url: str) -> dict:
+    """A raw config for a supervisor of two workers on free loopback ports."""
+    return {
+        "listen": {"address": f"127.0.0.1:{free_port()}", "workers": 2},
+        "admin": {"listen": f"127.0.0.1:{free_port()}"},
+        "primary": {"url": primary_url},
+        "shadow": {"url": shadow_url},
+    }
+
+
 async def settled(served: Served, client: aiohttp.ClientSession, mirrored: int, timeout: float = 10.0) -> MetricsReader:
     """The summed metrics once `mirrored` comparisons and shadow answers are in (workers flush gauges each
     second, and one scrape reads each worker's counter and histogram files at different moments)."""
@@ -178,12 +188,7 @@ async def test_a_new_config_reaches_every_worker(primary: Backend, shadow: Backe
     from shadowdiff.runtime import RestartRequired
     from shadowdiff.workers.supervisor import Supervisor
 
-    raw = {
-        "listen": {"address": f"127.0.0.1:{free_port()}", "workers": 2},
-        "admin": {"listen": f"127.0.0.1:{free_port()}"},
-        "primary": {"url": primary.url},
-        "shadow": {"url": shadow.url},
-    }
+    raw = two_workers(primary.url, shadow.url)
     supervisor = Supervisor(configuration.from_mapping(raw))
     stop = asyncio.Event()
     running = asyncio.ensure_future(supervisor.run(stop))
@@ -225,12 +230,7 @@ async def test_the_supervisor_renders_metrics_once_for_concurrent_scrapes(primar
             self.renders += 1
             return super().exposition()
 
-    raw = {
-        "listen": {"address": f"127.0.0.1:{free_port()}", "workers": 2},
-        "admin": {"listen": f"127.0.0.1:{free_port()}"},
-        "primary": {"url": primary.url},
-        "shadow": {"url": primary.url},
-    }
+    raw = two_workers(primary.url, primary.url)
     supervisor = CountingSupervisor(configuration.from_mapping(raw))
     stop = asyncio.Event()
     running = asyncio.ensure_future(supervisor.run(stop))
