@@ -96,6 +96,29 @@ async def test_a_pipelined_head_is_bounded_too(primary: Backend, start_proxy: St
     assert [s.raw_path for s in primary.seen] == ["/first"]
 
 
+@pytest.mark.parametrize("whole", [True, False])
+async def test_a_head_in_the_same_read_as_a_body_end_is_bounded_too(
+    primary: Backend, start_proxy: StartProxy, whole: bool
+) -> None:
+    """A POST's last body byte and, in the same write, a head past the bound (whole or not): the POST is answered,
+    then 431; the big head never reaches the primary."""
+    proxy = await start_proxy(primary.url, listen={"max_head_bytes": 4096})
+    reader, writer = await connect(proxy)
+    try:
+        writer.write(b"POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the head is taken: its body is awaited
+        writer.write(b"x" + _head(20_000, end=whole).replace(b"GET /echo", b"GET /second"))
+        await writer.drain()
+        data = await _read_all(reader)
+    finally:
+        writer.close()
+    first_answer, _, rest = data.partition(b"\r\n\r\n")
+    assert first_answer.startswith(b"HTTP/1.1 200 ")
+    assert b" 431 Request Header Fields Too Large" in rest
+    assert [s.raw_path for s in primary.seen] == ["/first"]
+
+
 async def test_a_head_ending_across_two_reads_at_the_bound_is_served(primary: Backend, start_proxy: StartProxy) -> None:
     """A POST head just under the bound whose CRLF CRLF is split over two writes, the body after it, is served."""
     proxy = await start_proxy(primary.url, listen={"max_head_bytes": 4096})

@@ -132,7 +132,7 @@ class Connection(web.RequestHandler):
     echo the parser's message and carry a `Server` header.
     """
 
-    __slots__ = ("edge", "head_since", "head_bytes", "_queued", "_body", "_refused", "evicted")
+    __slots__ = ("edge", "head_since", "head_bytes", "_queued", "_body", "_body_sized", "_refused", "evicted")
 
     def __init__(self, manager: web.Server, *, edge: Edge, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -143,6 +143,7 @@ class Connection(web.RequestHandler):
         self.head_bytes = 0  # bytes of the incomplete head
         self._queued = 0  # bytes of complete heads the handler has not taken yet
         self._body: StreamReader | None = None  # a request body still arriving
+        self._body_sized = True  # it has a Content-Length (not chunked)
         self._refused = False
         self.evicted = False
 
@@ -174,13 +175,30 @@ class Connection(web.RequestHandler):
             return
         body = self._body
         if body is not None:
-            before = self._request_count
+            before, taken = self._request_count, body.total_bytes
             super().data_received(data)
             if body.is_eof():
                 self._body = None
-                if self._request_count != before:
-                    self._heads_done(b"", 0)  # pipelined behind a body: counted from here on
-                elif not self._request_in_progress and not self._messages:
+                # What came after the body's end is the start of the next head, counted like
+                # any (chunked framing is counted with it: a few bytes too many, never too few).
+                rest = max(0, len(data) - (body.total_bytes - taken))
+                if self._request_count != before:  # a head pipelined behind the body, parsed already
+                    if rest > self.edge.head_limit > 0:  # past the bound: it is not handled, but refused
+                        new = self._request_count - before
+                        for _ in range(new):
+                            self._messages.pop()
+                        self._request_count = before
+                        self._too_large()
+                        return
+                    self._heads_done(data[len(data) - rest :], rest)
+                    return
+                if rest and self._body_sized:  # (after a chunked body, framing is not told apart: not counted)
+                    self.head_bytes += rest
+                    self.head_since = self._loop.time()
+                    if self.head_bytes + self._queued > self.edge.head_limit > 0:
+                        self._too_large()
+                        return
+                if not self._request_in_progress and not self._messages:
                     self.edge.waiting(self)  # a refused body drained (lingering): idle again
             return
         if self._queued and not self._messages:
@@ -217,6 +235,7 @@ class Connection(web.RequestHandler):
         trailing = 0
         if not payload.is_eof():
             self._body = payload
+            self._body_sized = not message.chunked
         elif payload is EMPTY_PAYLOAD and data:
             # The bytes after the last head's end start the next head (a bodyless head
             # ends at the chunk's last CRLF CRLF). After a body: counted from the next chunk.
