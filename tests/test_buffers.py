@@ -28,7 +28,8 @@ def test_a_capture_past_the_budget_becomes_a_digest_and_gives_its_room_back() ->
 
 
 def test_an_account_gives_back_everything_it_took_once() -> None:
-    """Closing an account returns the request body's room and every capture's; the budget is whole again."""
+    """Closing an account returns the request body's room and every capture's, once; the budget is whole again,
+    and a closed account takes nothing more."""
     budget = BufferBudget(1000)
     assert budget.take(300)  # the request body, taken before the experiment opened
     account = Account(budget, held=300)
@@ -37,6 +38,7 @@ def test_an_account_gives_back_everything_it_took_once() -> None:
     account.close()
     account.close()
     assert budget.held == 0
+    assert not account.take(1) and budget.held == 0  # closed: a late capture gets no room
 
 
 async def test_response_captures_count_against_the_budget(primary: Backend, shadow: Backend, start_proxy: StartProxy) -> None:

@@ -50,6 +50,8 @@ def json_body(side: str) -> dict:
         "embedded": orjson.dumps({"password": s("embedded"), "n": side}).decode(),
         "token_in_text": f"id {jwt(side)} end",
         "pairs": f"user=alice&password={s('pair')}&lang={side}",
+        "authtoken": s("one-word-key"),
+        "ndjson": '{"id":1,"secret":{"v":"' + s("ndjson") + '"}}\n{"id":2}',
     }
     if side == "s":  # a whole added subtree, whose secret keys are never differences of their own
         body["extra"] = {"credentials": {"privateKey": s("added-subtree"), "label": "k"}, "list": [{"pwd": s("added-list")}]}
@@ -72,6 +74,9 @@ def text_body(side: str) -> str:
         f"Authorization: Bearer {secret('text-bearer', side)}\n"
         f"jwt {jwt(side)}\n"
         f"db postgres://admin:{secret('text-userinfo', side)}@db.internal/app\n"
+        f"<login><password>{secret('xml', side)}</password></login>\n"
+        f"Cookie: theme=dark; sid={secret('cookie-line', side)}\n"
+        f"form user%5Bpassword%5D={secret('encoded-form', side)}&lang={side}\n"
     )
 
 
@@ -129,7 +134,7 @@ def all_secrets() -> list[str]:
         "passwd", "authToken", "apiKey", "SECRET_KEY", "card", "jwt-field", "session", "bearer", "query", "embedded",
         "pair", "added-subtree", "added-list", "removed-subtree", "large-key", "large-bearer", "text-pass",
         "text-bearer", "text-userinfo", "jwt-claim", "jwtsig", "multipart", "form", "form-token", "location",
-        "x-auth-token", "cookie", "link",
+        "x-auth-token", "cookie", "link", "xml", "cookie-line", "encoded-form", "one-word-key", "ndjson",
     ]  # fmt: skip
     found = [secret(name, side) for name in names for side in SIDES]
     found += [base64.urlsafe_b64encode(orjson.dumps({"sub": secret("jwt-claim", side)})).rstrip(b"=").decode() for side in SIDES]

@@ -36,14 +36,17 @@ class BufferBudget:
 class Account:
     """One experiment's share of the budget: taken piece by piece, given back whole by `close()`."""
 
-    __slots__ = ("_budget", "held")
+    __slots__ = ("_budget", "held", "_closed")
 
     def __init__(self, budget: BufferBudget, held: int = 0) -> None:
         self._budget = budget
         self.held = held  # already taken from the budget (the request body) when it opens
+        self._closed = False
 
     def take(self, size: int) -> bool:
-        if not self._budget.take(size):
+        """Room for `size` more bytes, False if there is none or the account is closed (a capture
+        still running after its experiment ended gets none: nothing would give it back)."""
+        if self._closed or not self._budget.take(size):
             return False
         self.held += size
         return True
@@ -53,5 +56,6 @@ class Account:
         self.held -= size
 
     def close(self) -> None:
+        self._closed = True
         self._budget.give(self.held)
         self.held = 0

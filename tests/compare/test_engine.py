@@ -407,3 +407,26 @@ def test_multipart_bodies_compare_part_by_part() -> None:
     body_c, headers_c = _form("cc", user="alice", password="hunter3")
     comparison = run(seen("primary", body_a, headers=headers_a), seen("shadow", body_c, headers=headers_c))
     assert diffs(comparison) == [("body", "$.password", "changed")]
+
+
+def test_multipart_that_does_not_parse_is_compared_by_digest() -> None:
+    """A multipart answer whose parts cannot be read (LF-only delimiters) is one digest difference at `$`, never a
+    line diff that would show a value without its name."""
+    body_a, headers = _form("bb", password="hunter2")
+    body_b, _ = _form("bb", password="hunter3")
+    lf = {"Content-Type": headers["Content-Type"]}
+    comparison = run(seen("primary", body_a.replace(b"\r\n", b"\n"), headers=lf), seen("shadow", body_b.replace(b"\r\n", b"\n"), headers=lf))
+    assert diffs(comparison) == [("body", "$", "changed")]
+    assert "hunter" not in str(comparison.differences[0].control)
+
+
+def test_multipart_parts_are_named_by_name_before_filename_and_repeats_numbered() -> None:
+    """A part is named by its `name` even when `filename` comes first; repeated names are `a`, `a#2`, `a#3`."""
+    from shadowdiff.compare.multipart import parts
+
+    body = (
+        b'--b\r\nContent-Disposition: form-data; filename="x.txt"; name="password"\r\n\r\nhunter2\r\n'
+        + b"".join(b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n%d\r\n' % i for i in range(3))
+        + b"--b--\r\n"
+    )
+    assert parts(body, "b") == {"password": "hunter2", "a": "0", "a#2": "1", "a#3": "2"}

@@ -220,6 +220,10 @@ def test_huge_numbers_in_yaml_are_an_error_not_a_traceback(tmp_path: Path) -> No
         "http://svc:s3cret@[::1:8000",  # yarl cannot parse it
         "http://svc:s3cret@",  # no host
         "http://svc:s3/cr@et@host:1/?q",  # a slash and an @ in the password
+        "svc:s3cret@host",  # no scheme at all
+        "http:/svc:s3cret@host/",  # one slash
+        "ftp://svc:s3 cret@host/",  # a space in the password
+        "ftp://svc:s3'cr\"et@host/",  # quotes in the password
     ],
 )
 def test_config_errors_never_print_an_upstream_password(url: str) -> None:
@@ -244,10 +248,11 @@ def test_type_errors_on_secret_keys_print_no_value(value: object) -> None:
 def test_yaml_errors_mask_a_url_password(tmp_path: Path) -> None:
     """PyYAML quotes the broken line in its message: the password in it is masked."""
     path = tmp_path / "c.yaml"
-    path.write_text("primary:\n  url: http://svc:s3cret@h:1: [\n")
-    with pytest.raises(ConfigError) as caught:
-        configuration.load(path)
-    assert "s3cret" not in str(caught.value) and "not valid YAML" in str(caught.value)
+    for line in ("primary:\n  url: http://svc:s3cret@h:1: [\n", "primary: {url: 'http://u:s3\"cret@h/}\n"):
+        path.write_text(line)
+        with pytest.raises(ConfigError) as caught:
+            configuration.load(path)
+        assert "s3" not in str(caught.value) and "not valid YAML" in str(caught.value)
 
 
 @pytest.mark.parametrize(

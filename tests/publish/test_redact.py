@@ -155,3 +155,55 @@ def test_only_what_can_be_shown_is_scrubbed() -> None:
     assert cut.startswith("Bearer [REDACTED] xxx")
     hidden = int(cut.rsplit("(+", 1)[1].removesuffix(" chars)"))
     assert len(cut) < 130 and abs(hidden - (len(long) - 100)) < 100  # what was left out, give or take the redaction
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('{"payload": "' + '{\\"password\\": \\"hunter2\\", \\"pad\\": \\"' + "x" * 3000 + '\\"}"}', "hunter2"),
+        ('{"id":1,"secret":{"value":"hunter2"},"n":2}\n{"id":2}', "hunter2"),  # NDJSON: not one document
+        ('{"id":1,"api key":"k-123456"}\n{"id":2}', "k-123456"),
+        ('{"a":"{\\"password\\":\\"hunter2\\"}"}trailing', "hunter2"),  # escaped JSON in a quoted value
+        ("user%5Bpassword%5D=hunter2&x=1", "hunter2"),  # a browser-encoded form key
+        ("password%3Dhunter2", "hunter2"),
+        (":password => 'hunter2'", "hunter2"),
+        ("password := hunter2", "hunter2"),
+        ("<login><password>hunter2</password></login>", "hunter2"),
+        ("Cookie: theme=dark; sid=hunter2", "hunter2"),
+        ("authtoken=hunter2 PHPSESSID=hunter3", "hunter"),  # a term inside one word
+        ("-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----", "lQOYBF"),
+        ("xeyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "eyJzdWIiOiIxIn0"),
+    ],
+)  # fmt: skip
+def test_shapes_found_in_review(text: str, secret: str) -> None:
+    """Secrets in long or broken embedded JSON, escaped JSON, encoded form keys, other assignment operators, XML,
+    header-like lines and one-word keys are hidden too."""
+    assert secret not in Redactor(LoggingConfig(max_value_chars=4000)).text(text)
+
+
+def test_a_chain_of_pairs_is_linear_not_recursive() -> None:
+    """`ab=ab=ab=...` (a pair per three characters) is scanned without recursing: no RecursionError at any length."""
+    redactor = Redactor(LoggingConfig(max_value_chars=4000))
+    for count in (200, 2000, 20_000):
+        text = "ab=" * count + "password=hunter2"
+        out = redactor.text(text)
+        assert "hunter2" not in out or len(text) > 4000 + 1024
+
+
+def test_counts_under_secret_keys_stay_visible_and_decimals_are_not_cards() -> None:
+    """A number or a flag under a family key (prompt_tokens, has_password) is shown, a card number's is not; the
+    digits of an exact decimal are never taken for a card number."""
+    redactor = Redactor(LoggingConfig())
+    assert redactor.difference(Difference("body", "$.usage.prompt_tokens", "changed", 10, 12)).candidate == 12
+    assert redactor.difference(Difference("body", "$.card_number", "changed", 4111111111111111, 1)).candidate == REDACTED
+    assert redactor.value({"has_password": True, "token": "t-1"}) == {"has_password": True, "token": REDACTED}
+    assert redactor.text("1.4111111111111111") == "1.4111111111111111"
+    assert redactor.text("prompt_tokens: 12") == "prompt_tokens: 12"
+
+
+def test_secret_shapes_in_keys_and_paths_are_hidden() -> None:
+    """A credential-shaped key (a token used as a map key) is hidden in a subtree and in a difference's path."""
+    redactor = Redactor(LoggingConfig())
+    key = "sk_live_" + "a" * 24
+    assert key not in str(redactor.value({"cache": {key: "bob"}}))
+    assert key not in redactor.difference(Difference("body", f"$.cache['{key}']", "changed", 1, 2)).path

@@ -77,11 +77,14 @@ def compare_bodies(control: BodyView, candidate: BodyView, rules: RuleSet, limit
     budget = Budget(limits.steps)  # one for the whole comparison; parsing costs a step per 64 bytes
     budget.spend((len(p_data) + len(s_data)) // 48)
     p_boundary, s_boundary = boundary(control.content_type), boundary(candidate.content_type)
-    if p_boundary and s_boundary:
+    if p_boundary or s_boundary:
         try:
-            return _compare_parsed(parts(p_data, p_boundary), parts(s_data, s_boundary), rules, limits, budget, exact=False)
-        except NotMultipart:
-            pass  # not what it says it is: compared as text or bytes below
+            if not (p_boundary and s_boundary):
+                raise NotMultipart("one side only")
+            control_parts, candidate_parts = parts(p_data, p_boundary, budget), parts(s_data, s_boundary, budget)
+        except NotMultipart:  # compared by digest: a line diff would show a value without its name
+            return BodyResult(_bytes_differences(p_data, s_data))
+        return _compare_parsed(control_parts, candidate_parts, rules, limits, budget, exact=False)
     if _looks_json(control.content_type, p_data) or _looks_json(candidate.content_type, s_data):
         return _compare_json(p_data, s_data, rules, limits, budget)
     if _looks_text(control.content_type, p_data) and _looks_text(candidate.content_type, s_data):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
+from shadowdiff.compare.budget import UNBOUNDED, Budget
+
 _MAX_PARTS = 1000
 
 
@@ -29,40 +31,47 @@ def boundary(content_type: str) -> str | None:
     return None
 
 
-def parts(data: bytes, boundary: str) -> dict[str, str]:
+def parts(data: bytes, boundary: str, budget: Budget = UNBOUNDED) -> dict[str, str]:
     """`{part name: value}`: a part's text, or a digest for a part that is not UTF-8 text.
 
-    A part is named by its Content-Disposition `name` (or `filename`), else by its
-    position; a repeated name gets `#2`, `#3`... Raises NotMultipart.
+    A part is named by its Content-Disposition `name` (else its `filename`, else its
+    position); a repeated name gets `#2`, `#3`... Each part costs a budget step. Raises
+    NotMultipart (the caller compares the bytes by digest then, never line by line: a
+    value's line would show without the name it belongs to).
     """
     delimiter = b"--" + boundary.encode("latin-1")
     chunks = data.split(delimiter)
     if len(chunks) < 3 or len(chunks) > _MAX_PARTS + 2:
         raise NotMultipart("no parts between boundaries")
     out: dict[str, str] = {}
+    seen: dict[str, int] = {}  # name -> how many parts had it (repeats are numbered in one step)
     for index, chunk in enumerate(chunks[1:-1]):
+        budget.spend(1 + len(chunk) // 4096)
         head, sep, body = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
         if not sep:
             raise NotMultipart(f"part {index} has no header end")
         name = _name(head) or str(index)
-        if name in out:
-            count = 2
-            while f"{name}#{count}" in out:
-                count += 1
-            name = f"{name}#{count}"
-        out[name] = _value(body.removesuffix(b"\r\n"))
+        count = seen.get(name, 0) + 1
+        seen[name] = count
+        key = name if count == 1 else f"{name}#{count}"
+        while key in out:  # a literal "a#2" part before the second "a"
+            count += 1
+            key = f"{name}#{count}"
+        out[key] = _value(body.removesuffix(b"\r\n"))
     return out
 
 
 def _name(head: bytes) -> str | None:
+    """The part's form field name, else its file name (whatever their order)."""
     for line in head.decode("latin-1").split("\r\n"):
         field, _, value = line.partition(":")
         if field.strip().lower() != "content-disposition":
             continue
+        params = {}
         for param in value.split(";")[1:]:
             key, _, text = param.strip().partition("=")
-            if key.strip().lower() in ("name", "filename"):
-                return text.strip().strip('"')
+            params.setdefault(key.strip().lower(), text.strip().strip('"'))
+        return params.get("name") or params.get("filename")
     return None
 
 

@@ -81,13 +81,21 @@ def bound_problem(name: str, value: float) -> str | None:
     return f"must be at most {limit}{unit}, got {shown}"
 
 
-_USERINFO = re.compile(r"(?<=//)[^\s'\"]*@")
-
-
 def mask_credentials(text: str) -> str:
-    """`text` (a message, a URL yarl may not even parse) with anything between `//` and the
-    last `@` masked: an error message about an upstream URL never prints its password."""
-    return _USERINFO.sub(SECRET_MASK + "@", text)
+    """`text` (a message, a URL yarl may not even parse) with, on each line, everything before
+    the last `@` masked from the last `//` before it (or, without one, from the start of the
+    word holding it):
+    an error message about an upstream URL never prints its password, even one with quotes,
+    spaces or `@` in it."""
+    lines = []
+    for line in text.split("\n"):
+        at = line.rfind("@")
+        if at >= 0:
+            scheme = line.rfind("//", 0, at)  # masking too much of a message beats printing a password
+            start = scheme + 2 if scheme >= 0 else max(line.rfind(c, 0, at) for c in " '\"{(=") + 1
+            line = line[:start] + SECRET_MASK + line[at:]
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _positive(value: float) -> str | None:

@@ -30,8 +30,10 @@ A Redactor pickles as its `Redaction` settings (the worker compiles its own).
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 import orjson
 
@@ -39,7 +41,7 @@ from shadowdiff.compare import paths as field_paths
 from shadowdiff.compare.patterns import UserPattern
 from shadowdiff.model import Comparison, Difference
 from shadowdiff.publish.secrets import (
-    GROUPS, KEY_FAMILIES, MAX_KEY_WORDS, SHAPES, basic_credentials, luhn, normal, suspect, words,
+    CARD, GROUPS, LONE_SHAPES, SHAPES, KeyFamilies, basic_credentials, luhn, suspect,
 )  # fmt: skip
 
 REDACTED = "[REDACTED]"
@@ -48,8 +50,15 @@ MAX_DEPTH = 64
 _MAX_EMBEDDED = 3  # JSON inside a string inside a string ... this many times
 
 _MARGIN = 1024  # characters scrubbed past the cut: a secret that starts before it ends within it
+MAX_PARSED = 1 << 20  # a string that looks like JSON is parsed whole (before any cut) up to this size
+_CUT = "\x00(hide the rest)\x00"  # what _shape leaves where a secret's object or list begins in text
+_CUT_LINE = "\x00(hide the line)\x00"
+_UNKNOWN = object()
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_NUMERIC = frozenset("0123456789.")
 _SHORTEST = 5  # no credential shape fits in fewer characters ("pwd=x")
 _PLAIN = frozenset({int, float, bool, type(None)})
+# (RE2 runs the credential shapes; Python's re only this anchored, backtrack-free number test.)
 # Escaped in every string written: DEL, C1 controls, line/paragraph separators and
 # bidirectional overrides (orjson already escapes C0 controls).
 _ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
@@ -110,16 +119,13 @@ class Redactor:
         spec = settings if isinstance(settings, Redaction) else Redaction.of(settings)
         self.spec = spec
         self._max = spec.max_value_chars
-        keep = {normal(k) for k in spec.keep}
-        # A family is taken out whole by its name ("session", "card number") or term by term.
-        builtin = {term for family, terms in KEY_FAMILIES.items() if normal(family) not in keep for term in terms}
-        self._terms = frozenset((builtin | {normal(f) for f in spec.fields}) - keep - {""})
-        self._keep = frozenset(keep)
+        self._families = KeyFamilies(added=spec.fields, keep=spec.keep)
         self._headers = frozenset(h.lower() for h in spec.headers)
         self._shapes = SHAPES
         self._user = tuple(UserPattern(p) for p in spec.patterns)  # RE2, checked by check-config
-        self._secret_keys: dict[str, bool] = {}
-        self._secret_paths: dict[str, bool] = {}
+        self._secret_keys: dict[str, str | None] = {}
+        self._secret_paths: dict[str, str | None] = {}
+        self._nested = 0  # quoted values being scanned inside one another (escaped JSON)
 
     def __reduce__(self) -> Any:
         return (_redactor, (self.spec,))
@@ -144,10 +150,14 @@ class Redactor:
             name = d.path.partition(":")[0]
             secret = self.secret_header(name) and name != "set-cookie"  # set-cookie:NAME says only "set"
         elif d.part == "body" and d.path.startswith("$"):
-            secret = self._secret_path(d.path)
+            family = self._secret_path(d.path)
+            # A number or a flag under a secret key is a count or a switch (prompt_tokens,
+            # has_password), not a secret; a card number's is.
+            secret = family is not None and (family == CARD or not (_plain(d.control) and _plain(d.candidate)))
         else:
             secret = False
-        path = self.cut(d.path)  # names, not values: cut and escaped, never rewritten
+        # Paths are names, not values: cut and escaped; only a credential shape in a key is hidden.
+        path = self.cut(LONE_SHAPES.sub(self._shape, d.path) if d.part == "body" and suspect(d.path) else d.path)
         if secret:
             hide = lambda v: None if v is None else REDACTED  # noqa: E731
             return Difference(d.part, path, d.kind, hide(d.control), hide(d.candidate), redacted=True)
@@ -180,7 +190,7 @@ class Redactor:
         Past the cut only a margin is scrubbed (a secret that starts before the cut is
         whole within it): a long string costs what its first characters cost.
         """
-        if len(value) > self._max + _MARGIN:
+        if len(value) > self._max + _MARGIN and not (len(value) <= MAX_PARSED and _json_like(value)):
             scrubbed = self.scrub_text(value[: self._max + _MARGIN])
             return self.cut(scrubbed, hidden=len(value) - self._max - _MARGIN)
         return self.cut(self.scrub_text(value))
@@ -199,41 +209,33 @@ class Redactor:
 
     def secret_key(self, key: str) -> bool:
         """Whether a key (JSON field, form field, query parameter) names a secret."""
-        known = self._secret_keys.get(key)
-        if known is None:
-            known = self._judge(key)
+        return self.family(key) is not None
+
+    def family(self, key: str) -> str | None:
+        """The family a key's name belongs to ("token", "card number", ...), None if it is no secret."""
+        known = self._secret_keys.get(key, _UNKNOWN)
+        if known is _UNKNOWN:
+            known = self._families.of(key)
             if len(self._secret_keys) >= 4096:  # keys are many but repeat; keep the cache bounded
                 self._secret_keys.clear()
             self._secret_keys[key] = known
-        return known
+        return known  # type: ignore[return-value]
 
-    def _secret_path(self, path: str) -> bool:
-        """Whether a body path passes through a secret key (cached: the same paths differ again and again)."""
-        known = self._secret_paths.get(path)
-        if known is None:
-            known = any(self.secret_key(segment) for segment in _keys_in(path))
+    def _secret_path(self, path: str) -> str | None:
+        """The family of the first secret key a body path passes through (cached: the same paths
+        differ again and again), None if none."""
+        known = self._secret_paths.get(path, _UNKNOWN)
+        if known is _UNKNOWN:
+            known = next((f for f in map(self.family, _keys_in(path)) if f is not None), None)
             if len(self._secret_paths) >= 4096:
                 self._secret_paths.clear()
             self._secret_paths[path] = known
-        return known
+        return known  # type: ignore[return-value]
 
     def secret_header(self, name: str) -> bool:
         return name.lower() in self._headers or self.secret_key(name)
 
     # -- the work --------------------------------------------------------------
-
-    def _judge(self, key: str) -> bool:
-        parts = words(key)
-        if "".join(parts) in self._keep:
-            return False
-        terms = self._terms
-        for start in range(len(parts)):
-            run = ""
-            for word in parts[start : start + MAX_KEY_WORDS]:
-                run += word
-                if run in terms or (run.endswith("s") and run[:-1] in terms):
-                    return True
-        return False
 
     def scrub_text(self, text: str, embedded: int = 0) -> str:
         """Secrets in a string hidden (not cut): embedded JSON, credential shapes, user patterns."""
@@ -247,9 +249,17 @@ class Redactor:
                 except orjson.JSONDecodeError:
                     pass
                 else:
-                    return orjson.dumps(self._scrub(inner, 0, embedded + 1, [1 << 62])).decode()
+                    room = [self._max + _MARGIN]  # what can be shown of it: the rest is left out
+                    return orjson.dumps(self._scrub(inner, 0, embedded + 1, room)).decode()
+        if len(text) > self._max + _MARGIN:
+            text = text[: self._max + _MARGIN]  # only what can be shown is scanned
         if suspect(text):
             text = self._shapes.sub(self._shape, text)
+            if _CUT in text:  # a secret key's object or list in text: hidden to the end
+                text = text.partition(_CUT)[0] + "...(rest hidden)"
+            while _CUT_LINE in text:  # a secret header-like line in text: hidden to the line's end
+                before, _, after = text.partition(_CUT_LINE)
+                text = before + after[after.find("\n") :] if "\n" in after else before
         for pattern in self._user:
             text = pattern.sub(REDACTED, text)
         return text
@@ -257,10 +267,30 @@ class Redactor:
     def _shape(self, match: Any) -> str:
         if match[GROUPS["name"]] is not None:
             name, assign, value = match[GROUPS["name"]], match[GROUPS["assign"]], match[GROUPS["value"]]
-            if not self.secret_key(name):  # an ordinary pair: its value is scanned on its own
-                return name + assign + self._shapes.sub(self._shape, value)
-            quote = value[0] if value[:1] in ("'", '"') else ""
+            judged = name.strip('"')
+            family = self.family(unquote(judged) if "%" in judged else judged)
+            if value in ("{", "["):  # an object or a list follows: a secret's is hidden to the end
+                return name + assign + REDACTED + _CUT if family is not None else match[0]
+            quote = next((q for q in ('\\"', '"', "'") if value.startswith(q) and len(value) > len(q)), "")
+            if family is None or (family != CARD and _NUMBER.fullmatch(value)):
+                # An ordinary pair (or a count): an unquoted value is scanned for shapes, never pairs
+                # (it holds no "=": the next pair is the outer scan's); a quoted one, which may hold
+                # escaped JSON, for pairs too, one level of escaping at a time (bounded).
+                if quote and self._nested < _MAX_EMBEDDED:
+                    self._nested += 1
+                    try:
+                        return name + assign + self._shapes.sub(self._shape, value)
+                    finally:
+                        self._nested -= 1
+                return name + assign + LONE_SHAPES.sub(self._shape, value)
+            if not quote and ":" in assign and "=" not in assign:
+                return name + assign + REDACTED + _CUT_LINE  # "Cookie: a=b; c=d": the rest of the line
             return name + assign + quote + REDACTED + quote
+        tag = match[GROUPS["tag"]]
+        if tag is not None:  # an element's text: hidden when the tag names a secret
+            if self.family(tag) is None or _NUMBER.fullmatch(match[GROUPS["text"]].strip()):
+                return match[0][: len(match[0]) - len(match[GROUPS["text"]])] + LONE_SHAPES.sub(self._shape, match[GROUPS["text"]])
+            return match[0][: len(match[0]) - len(match[GROUPS["text"]])] + REDACTED
         scheme = match[GROUPS["scheme"]]
         if scheme is not None:
             if scheme.lower() == "basic" and not basic_credentials(match[GROUPS["cred"]]):
@@ -270,8 +300,10 @@ class Redactor:
         if url is not None:  # a URL's start: its userinfo hidden, its query scanned on
             return url + (REDACTED + "@" if match[GROUPS["userinfo"]] is not None else "")
         card = match[GROUPS["card"]]
-        if card is not None and not luhn(card):
-            return match[0]
+        if card is not None:
+            text, start, end = match.string, match.start(), match.end()
+            if not luhn(card) or text[start - 1 : start] in _NUMERIC or text[end : end + 1] in _NUMERIC:
+                return match[0]  # not a card, or digits of a longer number (an exact decimal)
         return REDACTED
 
     def _scrub(self, value: Any, depth: int, embedded: int, room: list[int]) -> Any:
@@ -301,11 +333,28 @@ class Redactor:
             if room[0] < 0:
                 break
             room[0] -= len(key) + 4
-            secret = known.get(key)
-            if secret is None:
-                secret = self.secret_key(key)
-            out[key] = REDACTED if secret else v if type(v) in _PLAIN else self._scrub(v, depth, embedded, room)
+            family = known.get(key, _UNKNOWN)
+            if family is _UNKNOWN:
+                family = self.family(key)
+            shown = LONE_SHAPES.sub(self._shape, key) if len(key) >= _SHORTEST and suspect(key) else key
+            if type(v) in _PLAIN:  # a count or a flag stays visible, except a card number's digits
+                out[shown] = REDACTED if family == CARD and v is not None else v
+            else:
+                out[shown] = REDACTED if family is not None else self._scrub(v, depth, embedded, room)
         return out
+
+
+def _plain(value: Any) -> bool:
+    """A number, a flag or nothing (JSON's scalars other than strings)."""
+    return type(value) in _PLAIN
+
+
+def _json_like(text: str) -> bool:
+    """Whether `text` starts (after blanks) like a JSON object or array."""
+    for char in text[:64]:
+        if not char.isspace():
+            return char in "{["
+    return False
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,8 +1,10 @@
 """What looks like a secret: key names in families, and credential shapes in text.
 
 `publish.redact` decides what to do with them (hide, cut); this module only
-recognises. A key is secret when some run of its words (`x-auth-token` -> x, auth,
-token) spells a family term, singular or plural. A credential shape is found by
+recognises. A key is secret (`KeyFamilies.of`) when some run of its words
+(`x-auth-token` -> x, auth, token) spells a family term, singular or plural, or when
+one word starts or ends with a term of five letters or more (`authtoken`, `PHPSESSID`;
+`tokenizer` and a few others excepted). A credential shape is found by
 one RE2 alternation (linear time whatever the input), each group naming its kind;
 `suspect()` is the cheap test that lets most strings skip it.
 """
@@ -35,35 +37,96 @@ KEY_FAMILIES: dict[str, tuple[str, ...]] = {
     "card number": ("cardnumber", "ccnumber", "ccnum", "cvv", "cvc"),
 }
 
+# Words that start or end with a long family term and are no secret (the term inside one word
+# is a secret otherwise: authtoken, clientsecret, PHPSESSID).
+NOT_SECRET_WORDS = frozenset(
+    {"tokenizer", "tokenizers", "tokenize", "tokenized", "tokenization", "secretary", "secretaries", "secretariat",
+     "sessional", "cookiecutter", "passwordless"}
+)  # fmt: skip
+
 # Credential shapes, one RE2 alternation (leftmost match wins; each group names its kind).
-SHAPES_PATTERN = (
-    r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|$))"
+_SHAPES = (
+    r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY[A-Z ]*-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY[A-Z ]*-----|$))"
     r"|(?P<scheme>(?i:\b(?:bearer|basic)))(?P<sep>\s+)(?P<cred>[A-Za-z0-9._~+/-]{6,}=*)"
-    r"|(?P<jwt>\beyJ[A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){0,2})"
+    r"|(?P<jwt>eyJ[A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){0,2})"
     r"|(?P<scheme_url>\b[A-Za-z][A-Za-z0-9+.-]*://)(?:(?P<userinfo>[^/\s@?#\"']+)@)?"
     r"|(?P<known>\b(?:(?:AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
     r"|xox[abprs]-[A-Za-z0-9-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_-]{20,}"
     r"|AIza[0-9A-Za-z_-]{35})\b)"
     r"|(?P<card>\b[2-6](?:[ -]?[0-9]){12,18}\b)"
-    # name = value, name: value, "name": "value", ?name=value (the name is judged in Python)
-    r"|(?P<name>[A-Za-z0-9_.\[\]-]{2,64})(?P<assign>[\"']?[ \t]*[:=][ \t]*)"
-    r"(?P<value>(?i:(?:bearer|basic|digest|negotiate|token)[ \t]+)?"
-    r"(?:\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|[^\s&,;\"'<>}\]]+))"
 )
+# name = value, name: value, "name": "value", name := value, :name => value, ?name=value, and
+# with escaped quotes (JSON in a JSON string); the name (%-encoded or not) is judged in Python.
+# A value never holds "=" or "?": the next pair is the next match, never a recursion.
+_PAIRS = (
+    r"|(?P<name>\"[^\"\\\n]{1,64}\"|[A-Za-z0-9_.\[\]%-]{2,64})"
+    r"(?P<assign>\\?[\"']?[ \t]*(?::=|==|=>|[:=]|%3[AaDd])[ \t]*)"
+    r"(?P<value>(?i:(?:bearer|basic|digest|negotiate|token)[ \t]+)?"
+    r"(?:\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|[{\[]"
+    r"|[^\s&,;\"'<>{}\[\]=?]+))"
+    # <password>value</password>: an XML or HTML element's text, the tag judged like a key
+    r"|<(?P<tag>[A-Za-z][A-Za-z0-9_:.-]{1,63})(?:\s[^<>]{0,256})?>(?P<text>[^<]+)"
+)
+SHAPES_PATTERN = _SHAPES + _PAIRS
+# The same groups, pairs never matched (an empty class first): for a pair's value, and paths.
+LONE_PATTERN = _SHAPES + _PAIRS.replace("|(?P<name>", "|[^\\x00-\\x{10FFFF}](?P<name>", 1)
 OPTIONS = re2.Options()
 OPTIONS.log_errors = False  # a bad user pattern is reported by check-config, not on stderr
 SHAPES = re2.compile(SHAPES_PATTERN, OPTIONS)
+LONE_SHAPES = re2.compile(LONE_PATTERN, OPTIONS)
 # Groups are read by number: google-re2 rebuilds its name -> index map at every named lookup.
 GROUPS = SHAPES.groupindex
+assert LONE_SHAPES.groupindex == GROUPS
 # camelCase, snake_case, kebab-case words. Python's re: no backtracking in it, keys are cut to
 # 128 characters, and RE2's findall costs ~20 us a call from Python where this costs ~1.
 _WORDS = re.compile(r"[A-Z]+[a-z]*|[a-z]+|[0-9]+")
 # A string with none of these cannot hold a credential shape: it skips the full pass, whose
 # google-re2 sub() costs several microseconds even when nothing matches.
 _TRIGGERS = UserPattern(
-    r"[:=]|eyJ|(?i:bearer|basic)|-----BEGIN|AKIA|ASIA|gh[pousr]_|github_pat_|xox|k_live_|k_test_|glpat-|AIza"
+    r"[:=]|%3[AaDd]|<[A-Za-z]|eyJ|(?i:bearer|basic)|-----BEGIN|AKIA|ASIA|gh[pousr]_|github_pat_|xox|k_live_|k_test_|glpat-|AIza"
     r"|[0-9](?:[ -]?[0-9]){12}"
 )
+
+
+CARD = "card number"  # the one family whose numbers are secret too
+
+
+class KeyFamilies:
+    """The key families with a user's additions (`added`: terms) and removals (`keep`: whole key
+    names, or a family by its name)."""
+
+    def __init__(self, *, added: tuple[str, ...] = (), keep: tuple[str, ...] = ()) -> None:
+        kept = {normal(k) for k in keep}
+        # term -> its family; a family is taken out whole by its name ("session") or term by term.
+        terms = {term: family for family, each in KEY_FAMILIES.items() if normal(family) not in kept for term in each}
+        terms.update((normal(f), "added") for f in added if normal(f))
+        self._terms = {term: family for term, family in terms.items() if term not in kept}
+        # Terms long enough to be told inside one word (authtoken, PHPSESSID): not auth, pass, pwd, jwt.
+        self._long_terms = tuple((term, family) for term, family in self._terms.items() if len(term) >= 5)
+        self._keep = frozenset(kept)
+
+    def of(self, key: str) -> str | None:
+        """The family `key` belongs to, or None (not cached: the Redactor caches)."""
+        parts = words(key)
+        if "".join(parts) in self._keep:
+            return None
+        terms = self._terms
+        for start in range(len(parts)):
+            run = ""
+            for word in parts[start : start + MAX_KEY_WORDS]:
+                run += word
+                if run in terms:
+                    return terms[run]
+                if run.endswith("s") and run[:-1] in terms:
+                    return terms[run[:-1]]
+        # A long term inside one word, at its start or end: authtoken, PHPSESSID, clientsecret.
+        for word in parts:
+            if word in NOT_SECRET_WORDS:
+                continue
+            for term, family in self._long_terms:
+                if len(word) > len(term) and (word.endswith(term) or word.startswith(term) or word.endswith(term + "s")):
+                    return family
+        return None
 
 
 def words(key: str) -> list[str]:
