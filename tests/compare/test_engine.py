@@ -430,3 +430,12 @@ def test_multipart_parts_are_named_by_name_before_filename_and_repeats_numbered(
         + b"--b--\r\n"
     )
     assert parts(body, "b") == {"password": "hunter2", "a": "0", "a#2": "1", "a#3": "2"}
+
+
+def test_a_text_body_holding_a_private_key_is_compared_by_digest() -> None:
+    """Text answers with a PEM private key block differ by one digest at `$`, not by lines showing the key."""
+    key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN{}\n-----END PRIVATE KEY-----\n"
+    plain = {"Content-Type": "text/plain"}
+    comparison = run(seen("primary", key.format("a").encode(), headers=plain), seen("shadow", key.format("b").encode(), headers=plain))
+    assert diffs(comparison) == [("body", "$", "changed")]
+    assert "MIIE" not in str(comparison.differences[0].control)

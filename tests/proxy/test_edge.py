@@ -97,18 +97,21 @@ async def test_a_pipelined_head_is_bounded_too(primary: Backend, start_proxy: St
 
 
 @pytest.mark.parametrize("whole", [True, False])
+@pytest.mark.parametrize("chunked", [False, True])
 async def test_a_head_in_the_same_read_as_a_body_end_is_bounded_too(
-    primary: Backend, start_proxy: StartProxy, whole: bool
+    primary: Backend, start_proxy: StartProxy, whole: bool, chunked: bool
 ) -> None:
-    """A POST's last body byte and, in the same write, a head past the bound (whole or not): the POST is answered,
-    then 431; the big head never reaches the primary."""
+    """A POST's last body bytes (sized or chunked) and, in the same write, a head past the bound (whole or not):
+    the POST is answered, then 431; the big head never reaches the primary."""
     proxy = await start_proxy(primary.url, listen={"max_head_bytes": 4096})
     reader, writer = await connect(proxy)
+    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: 1"
+    last = b"1\r\nx\r\n0\r\n\r\n" if chunked else b"x"
     try:
-        writer.write(b"POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n")
+        writer.write(b"POST /first HTTP/1.1\r\nHost: a\r\n" + framing + b"\r\n\r\n")
         await writer.drain()
         await asyncio.sleep(0.2)  # the head is taken: its body is awaited
-        writer.write(b"x" + _head(20_000, end=whole).replace(b"GET /echo", b"GET /second"))
+        writer.write(last + _head(20_000, end=whole).replace(b"GET /echo", b"GET /second"))
         await writer.drain()
         data = await _read_all(reader)
     finally:

@@ -26,7 +26,7 @@ def redactor() -> Redactor:
         (Difference("body", "$.user", "added", None, {"name": "a", "password": "p"}), None, {"name": "a", "password": REDACTED}),
         (Difference("body", "$.note", "changed", "x" * 50, "short"), "x" * 40 + "...(+10 chars)", "short"),
         (Difference("status", "status", "changed", 200, 500), 200, 500),
-        (Difference("body", "line 3", "changed", "user=a&password=hunter2&x=1", 'token: "abc" ok'),
+        (Difference("body", "line 3", "changed", "user=a&password=hunter2&x=1", 'token: "abc123def456" ok'),
          f"user=a&password={REDACTED}&x=1", f'token: "{REDACTED}" ok'),
         (Difference("body", "$", "type_changed", 'not JSON: {"password": "two words"}', "JSON"),
          f'not JSON: {{"password": "{REDACTED}"}}', "JSON"),
@@ -191,12 +191,16 @@ def test_a_chain_of_pairs_is_linear_not_recursive() -> None:
 
 
 def test_counts_under_secret_keys_stay_visible_and_decimals_are_not_cards() -> None:
-    """A number or a flag under a family key (prompt_tokens, has_password) is shown, a card number's is not; the
-    digits of an exact decimal are never taken for a card number."""
+    """A count or a flag under a family key (prompt_tokens, has_password, session_count) is shown, and so is a
+    model's output token; a card number (under any key), a numeric password and a credential-like token are not;
+    the digits of an exact decimal are never taken for a card number."""
     redactor = Redactor(LoggingConfig())
     assert redactor.difference(Difference("body", "$.usage.prompt_tokens", "changed", 10, 12)).candidate == 12
     assert redactor.difference(Difference("body", "$.card_number", "changed", 4111111111111111, 1)).candidate == REDACTED
-    assert redactor.value({"has_password": True, "token": "t-1"}) == {"has_password": True, "token": REDACTED}
+    assert redactor.value({"has_password": True, "token": "t-1a2b3c4d"}) == {"has_password": True, "token": REDACTED}
+    assert redactor.value({"password": 12345678, "session_count": 3}) == {"password": REDACTED, "session_count": 3}
+    assert redactor.value({"token": " world", "logprob": -0.1}) == {"token": " world", "logprob": -0.1}  # a model's
+    assert redactor.value({"pan": 4111111111111111, "card": {"n": 5555555555554444}})["card"]["n"] == REDACTED
     assert redactor.text("1.4111111111111111") == "1.4111111111111111"
     assert redactor.text("prompt_tokens: 12") == "prompt_tokens: 12"
 
@@ -207,3 +211,52 @@ def test_secret_shapes_in_keys_and_paths_are_hidden() -> None:
     key = "sk_live_" + "a" * 24
     assert key not in str(redactor.value({"cache": {key: "bob"}}))
     assert key not in redactor.difference(Difference("body", f"$.cache['{key}']", "changed", 1, 2)).path
+
+
+def test_a_report_handles_a_bounded_number_of_shapes_and_the_next_one_starts_afresh() -> None:
+    """Past the per-report bound the rest of each value is hidden, never shown; a later report (or a lone text)
+    handles shapes as before."""
+    from shadowdiff.model import MISMATCH, SHADOW, Comparison
+    from tests.values import exchange, seen
+
+    redactor = Redactor(LoggingConfig(max_value_chars=4000))
+    crafted = " ".join(f"k{i}=v{i}" for i in range(60)) + " password=hunter2"
+    differences = tuple(Difference("body", f"line {i}", "changed", crafted, crafted) for i in range(10))
+    comparison = Comparison(exchange(seen("primary", {"a": 1}), seen(SHADOW, {"a": 2})), SHADOW, MISMATCH, differences)
+    report = redactor.report(comparison)
+    assert all("hunter2" not in str(d.control) for d in report.differences)
+    assert "rest hidden" in report.differences[-1].control
+    assert redactor.text("password=hunter2 user=bob") == "password=[REDACTED] user=bob"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("eyJ" + "a" * 1150 + " " * 20 + " https://admin:SuperSecretPassw0rd@db.example/" + "z" * 2000, "SuperSecret"),
+        ("eyJ" + "a" * 1150 + " " * 20 + " card 4111 1111 1111 1111 " + "z" * 2000, "4111 1111"),
+        ("My card is 4111 1111 1111 1111.", "4111"),
+        ("params: password=hunter2", "hunter2"),
+        ("X-Foo: token=abcdef123456", "abcdef123456"),
+        ("next=/cb%3Fpassword%3Dhunter2", "hunter2"),
+        ("<password><![CDATA[hunter2]]></password>", "hunter2"),
+        ("postgres://user:p@ss@db.internal/app", "ss@db"),
+        ("password=abc=def", "def"),
+        ("https://acct.blob.core.windows.net/c/b?sv=2020&sig=AbCdEf123456%3D", "AbCdEf123456"),
+        ("password=12345678 PHPSESSID=982734982734", "982734982734"),
+        ("<password>123456</password>", "123456"),
+    ],
+)  # fmt: skip
+def test_shapes_found_in_the_second_review(text: str, secret: str) -> None:
+    """Secrets at the edge of the scanned window, before a full stop, inside another pair's value, in CDATA, in
+    userinfo with an @, with = in them, in signed URLs, and numeric passwords or session ids are hidden."""
+    out = Redactor(LoggingConfig()).text(text)
+    assert secret not in out, out
+
+
+def test_a_shrunk_long_string_still_says_it_was_cut_and_lone_surrogates_do_not_raise() -> None:
+    """A long string that redaction shrinks below the cut keeps its cut marker; a lone surrogate (which JSON parsers
+    let through) is replaced, never raised; short values meet user patterns too."""
+    redactor = Redactor(LoggingConfig(redact_patterns=("[0-9]{4}",)))
+    assert "chars)" in redactor.text("eyJ" + "a" * 1300 + " tail " + "z" * 500)
+    assert "hunter2" not in redactor.text("\ud800 password=hunter2")
+    assert redactor.value({"x": "1234"}) == {"x": REDACTED}

@@ -102,6 +102,11 @@ class UserPattern:
         pieces.append(data[kept:])
         return b"".join(pieces).decode("utf-8", "surrogatepass")
 
+    def spans(self, data: bytes, pos: int) -> list[tuple[int, int]]:
+        """The next match in UTF-8 `data` from byte `pos`: (start, end) of the match and of each
+        group, (-1, -1) for a group that took no part; [(-1, -1), ...] when there is none."""
+        return self._regex.Match(_UNANCHORED, data, pos, len(data))
+
     def search(self, text: str) -> bool:
         """Whether the pattern matches anywhere in `text` (one C call: ~1 us, where google-re2's
         own `search()` costs ~5)."""

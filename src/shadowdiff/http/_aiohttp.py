@@ -121,6 +121,11 @@ class Edge:
         return web.Response(status=status)
 
 
+# What a chunked body's end may add to a read besides its data (chunk sizes, the last chunk,
+# CRLFs): up to this, bytes after it are not taken for the start of a head's deadline.
+_FRAMING_SLACK = 64
+
+
 class Connection(web.RequestHandler):
     """aiohttp's server protocol, counting the bytes of request heads as they arrive.
 
@@ -192,9 +197,10 @@ class Connection(web.RequestHandler):
                         return
                     self._heads_done(data[len(data) - rest :], rest)
                     return
-                if rest and self._body_sized:  # (after a chunked body, framing is not told apart: not counted)
+                if rest:  # after a chunked body its framing is counted too: a few bytes too many
                     self.head_bytes += rest
-                    self.head_since = self._loop.time()
+                    if self._body_sized or rest > _FRAMING_SLACK:  # a head has begun (not just framing)
+                        self.head_since = self._loop.time()
                     if self.head_bytes + self._queued > self.edge.head_limit > 0:
                         self._too_large()
                         return

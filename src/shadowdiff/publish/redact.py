@@ -55,7 +55,12 @@ _CUT = "\x00(hide the rest)\x00"  # what _shape leaves where a secret's object o
 _CUT_LINE = "\x00(hide the line)\x00"
 _UNKNOWN = object()
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_NUMERIC = frozenset("0123456789.")
+_VALUE_MATCHES = 64  # credential shapes handled in one value; past them its rest is hidden
+_REPORT_MATCHES = 256  # and in one report, all its values together
+_SCAN_LIMIT = 64 * 1024  # the widest window of one long string scanned for what it shows
+_REST_HIDDEN_TEXT = "...(rest hidden)"
+_REST_HIDDEN = _REST_HIDDEN_TEXT.encode()
+_WORD_ENDS = frozenset(b" \t\r\n&,;\"'<>")
 _SHORTEST = 5  # no credential shape fits in fewer characters ("pwd=x")
 _PLAIN = frozenset({int, float, bool, type(None)})
 # (RE2 runs the credential shapes; Python's re only this anchored, backtrack-free number test.)
@@ -121,11 +126,11 @@ class Redactor:
         self._max = spec.max_value_chars
         self._families = KeyFamilies(added=spec.fields, keep=spec.keep)
         self._headers = frozenset(h.lower() for h in spec.headers)
-        self._shapes = SHAPES
         self._user = tuple(UserPattern(p) for p in spec.patterns)  # RE2, checked by check-config
         self._secret_keys: dict[str, str | None] = {}
         self._secret_paths: dict[str, str | None] = {}
         self._nested = 0  # quoted values being scanned inside one another (escaped JSON)
+        self._report_left: int | None = None  # shapes the report being made may still handle
 
     def __reduce__(self) -> Any:
         return (_redactor, (self.spec,))
@@ -133,14 +138,21 @@ class Redactor:
     # -- what sinks call -----------------------------------------------------
 
     def report(self, comparison: Comparison) -> Report:
+        """The comparison as sinks may write it. One report handles at most _REPORT_MATCHES
+        credential shapes in all (past them, the rest of each value is hidden): crafted bodies
+        cannot make a report cost the event loop more than a few milliseconds."""
         request = comparison.request
-        return Report(
-            comparison,
-            tuple(self.difference(d) for d in comparison.differences),
-            request_id=self.text(request.request_id),
-            path=self.text(request.path),
-            route=self.cut(request.route),
-        )
+        self._report_left = _REPORT_MATCHES
+        try:
+            return Report(
+                comparison,
+                tuple(self.difference(d) for d in comparison.differences),
+                request_id=self.text(request.request_id),
+                path=self.text(request.path),
+                route=self.cut(request.route),
+            )
+        finally:
+            self._report_left = None
 
     def difference(self, d: Difference) -> Difference:
         """`d` with its values redacted, then cut (a difference already redacted is returned as is)."""
@@ -150,14 +162,20 @@ class Redactor:
             name = d.path.partition(":")[0]
             secret = self.secret_header(name) and name != "set-cookie"  # set-cookie:NAME says only "set"
         elif d.part == "body" and d.path.startswith("$"):
-            family = self._secret_path(d.path)
-            # A number or a flag under a secret key is a count or a switch (prompt_tokens,
-            # has_password), not a secret; a card number's is.
-            secret = family is not None and (family == CARD or not (_plain(d.control) and _plain(d.candidate)))
+            found = self._secret_path(d.path)
+            if found is None:
+                secret = False
+            else:  # a count or a flag under a secret key may be shown (prompt_tokens, has_password)
+                family, key = found
+                plain = _plain(d.control) and _plain(d.candidate)
+                secret = not (plain and all(self._plain_shown(key, family, v) for v in (d.control, d.candidate)))
         else:
             secret = False
         # Paths are names, not values: cut and escaped; only a credential shape in a key is hidden.
-        path = self.cut(LONE_SHAPES.sub(self._shape, d.path) if d.part == "body" and suspect(d.path) else d.path)
+        path = d.path
+        if d.part == "body" and suspect(path):
+            path = self._sub(LONE_SHAPES, _valid(path[: self._max + _MARGIN]))
+        path = self.cut(path)
         if secret:
             hide = lambda v: None if v is None else REDACTED  # noqa: E731
             return Difference(d.part, path, d.kind, hide(d.control), hide(d.candidate), redacted=True)
@@ -182,18 +200,33 @@ class Redactor:
             return self.cut(text, exact=room[0] >= 0)
         if isinstance(value, str):
             return self.text(value)
+        if type(value) is int and _card_number(value):
+            return REDACTED
         return value
 
     def text(self, value: str) -> str:
-        """A string as it may be written: secrets hidden, cut, controls escaped.
+        """A string as it may be written: secrets hidden, cut, controls escaped (see `_scan`)."""
+        scrubbed, hidden = self._scan(value)
+        return self.cut(scrubbed, hidden=hidden)
 
-        Past the cut only a margin is scrubbed (a secret that starts before the cut is
-        whole within it): a long string costs what its first characters cost.
+    def _scan(self, value: str) -> tuple[str, int]:
+        """(`value` scrubbed, how many of its characters were not scanned at all).
+
+        A string that looks like JSON is parsed whole (up to MAX_PARSED). Any other long one
+        is scanned from its start in a window of the cut plus a margin, widened (up to
+        _SCAN_LIMIT) while redaction shrinks what it shows below the cut plus 256: a secret
+        that starts in the shown part is then whole in what was scanned.
         """
-        if len(value) > self._max + _MARGIN and not (len(value) <= MAX_PARSED and _json_like(value)):
-            scrubbed = self.scrub_text(value[: self._max + _MARGIN])
-            return self.cut(scrubbed, hidden=len(value) - self._max - _MARGIN)
-        return self.cut(self.scrub_text(value))
+        value = _valid(value)
+        if len(value) <= self._max + _MARGIN or (len(value) <= MAX_PARSED and _json_like(value)):
+            return self.scrub_text(value), 0
+        window = self._max + _MARGIN
+        while True:
+            scrubbed = self.scrub_text(value[:window])
+            settled = len(scrubbed) >= self._max + 256 or scrubbed.endswith(_REST_HIDDEN_TEXT)
+            if settled or window >= min(len(value), _SCAN_LIMIT):
+                return scrubbed, max(0, len(value) - window)
+            window *= 2
 
     def url(self, target: str) -> str:
         """A request target or URL (the access log's): query secrets hidden, cut."""
@@ -202,8 +235,8 @@ class Redactor:
     def cut(self, text: str, *, hidden: int = 0, exact: bool = True) -> str:
         """`text` cut to max_value_chars, saying how much was left out (`hidden`: what was already
         cut before; `exact=False`: an unknown amount), controls escaped."""
-        if len(text) > self._max or not exact:
-            more = f"+{len(text) - self._max + hidden} chars" if exact else "cut"
+        if len(text) > self._max or hidden or not exact:
+            more = f"+{max(0, len(text) - self._max) + hidden} chars" if exact else "cut"
             text = text[: self._max] + f"...({more})"
         return text if text.isascii() else text.translate(_ESCAPES)
 
@@ -216,21 +249,33 @@ class Redactor:
         known = self._secret_keys.get(key, _UNKNOWN)
         if known is _UNKNOWN:
             known = self._families.of(key)
-            if len(self._secret_keys) >= 4096:  # keys are many but repeat; keep the cache bounded
-                self._secret_keys.clear()
-            self._secret_keys[key] = known
+            if len(key) <= 256:  # keys are many but repeat; the cache is bounded in count and size
+                if len(self._secret_keys) >= 4096:
+                    self._secret_keys.clear()
+                self._secret_keys[key] = known
         return known  # type: ignore[return-value]
 
-    def _secret_path(self, path: str) -> str | None:
-        """The family of the first secret key a body path passes through (cached: the same paths
-        differ again and again), None if none."""
+    def _secret_path(self, path: str) -> tuple[str, str] | None:
+        """(family, key) of the first secret key a body path passes through, None if none
+        (cached, short paths only: the same paths differ again and again)."""
         known = self._secret_paths.get(path, _UNKNOWN)
         if known is _UNKNOWN:
-            known = next((f for f in map(self.family, _keys_in(path)) if f is not None), None)
-            if len(self._secret_paths) >= 4096:
-                self._secret_paths.clear()
-            self._secret_paths[path] = known
+            keys = _keys_in(path[:4096])
+            known = next(((f, k) for k in keys if (f := self.family(k)) is not None), None)
+            if len(path) <= 256:
+                if len(self._secret_paths) >= 4096:
+                    self._secret_paths.clear()
+                self._secret_paths[path] = known
         return known  # type: ignore[return-value]
+
+    def _plain_shown(self, key: str, family: str | None, value: Any) -> bool:
+        """Whether a number, a flag or a null is shown: always, unless it is a card number, or a
+        number under a secret key that is no count (a numeric PIN or session id)."""
+        if type(value) is int and _card_number(value):
+            return False
+        if family is None or value is None or type(value) is bool:
+            return True
+        return family != CARD and (family == "token" or self._families.counts(key))
 
     def secret_header(self, name: str) -> bool:
         return name.lower() in self._headers or self.secret_key(name)
@@ -251,12 +296,10 @@ class Redactor:
                 else:
                     room = [self._max + _MARGIN]  # what can be shown of it: the rest is left out
                     return orjson.dumps(self._scrub(inner, 0, embedded + 1, room)).decode()
-        if len(text) > self._max + _MARGIN:
-            text = text[: self._max + _MARGIN]  # only what can be shown is scanned
         if suspect(text):
-            text = self._shapes.sub(self._shape, text)
+            text = self._sub(SHAPES, text)
             if _CUT in text:  # a secret key's object or list in text: hidden to the end
-                text = text.partition(_CUT)[0] + "...(rest hidden)"
+                text = text.partition(_CUT)[0] + _REST_HIDDEN_TEXT
             while _CUT_LINE in text:  # a secret header-like line in text: hidden to the line's end
                 before, _, after = text.partition(_CUT_LINE)
                 text = before + after[after.find("\n") :] if "\n" in after else before
@@ -264,7 +307,33 @@ class Redactor:
             text = pattern.sub(REDACTED, text)
         return text
 
-    def _shape(self, match: Any) -> str:
+    def _sub(self, shapes: UserPattern, text: str) -> str:
+        """`text` with every credential shape `shapes` finds replaced as `_shape` says, driven by
+        position through RE2's C object: `_shape` may resume the scan inside its match (a pair's
+        value that is the next pair's name). Past _VALUE_MATCHES (or what the report has left)
+        the rest of `text` is hidden."""
+        data = text.encode("utf-8", "surrogatepass")
+        out: list[bytes] = []
+        kept = pos = 0
+        left = self._report_left
+        for _ in range(_VALUE_MATCHES if left is None else min(_VALUE_MATCHES, left)):
+            spans = shapes.spans(data, pos)
+            start, stop = spans[0]
+            if start < 0:
+                break
+            if self._report_left is not None:
+                self._report_left -= 1
+            found = _Found(data, spans)
+            out += (data[kept:start], self._shape(found).encode("utf-8", "surrogatepass"))
+            kept = pos = found.resume if found.resume is not None else stop
+        else:
+            if shapes.spans(data, pos)[0][0] >= 0:
+                out.append(_REST_HIDDEN)
+                kept = len(data)
+        out.append(data[kept:])
+        return b"".join(out).decode("utf-8", "surrogatepass")
+
+    def _shape(self, match: _Found) -> str:
         if match[GROUPS["name"]] is not None:
             name, assign, value = match[GROUPS["name"]], match[GROUPS["assign"]], match[GROUPS["value"]]
             judged = name.strip('"')
@@ -272,25 +341,32 @@ class Redactor:
             if value in ("{", "["):  # an object or a list follows: a secret's is hidden to the end
                 return name + assign + REDACTED + _CUT if family is not None else match[0]
             quote = next((q for q in ('\\"', '"', "'") if value.startswith(q) and len(value) > len(q)), "")
-            if family is None or (family != CARD and _NUMBER.fullmatch(value)):
+            if family is None and not quote and (match.after(1) in (b":", b"=") or match.after(3).lower() == b"%3d"):
+                match.resume = match.start(GROUPS["value"])  # "params: password=x": the value is the next name
+                return name + assign
+            if family is None or self._shown(judged, family, value, quote):
                 # An ordinary pair (or a count): an unquoted value is scanned for shapes, never pairs
                 # (it holds no "=": the next pair is the outer scan's); a quoted one, which may hold
                 # escaped JSON, for pairs too, one level of escaping at a time (bounded).
                 if quote and self._nested < _MAX_EMBEDDED:
                     self._nested += 1
                     try:
-                        return name + assign + self._shapes.sub(self._shape, value)
+                        return name + assign + self._sub(SHAPES, value)
                     finally:
                         self._nested -= 1
-                return name + assign + LONE_SHAPES.sub(self._shape, value)
-            if not quote and ":" in assign and "=" not in assign:
-                return name + assign + REDACTED + _CUT_LINE  # "Cookie: a=b; c=d": the rest of the line
+                return name + assign + self._sub(LONE_SHAPES, value)
+            if not quote:
+                match.resume = match.extend()  # "password=abc=def": the whole word, not up to its "="
+                if ":" in assign and "=" not in assign:
+                    return name + assign + REDACTED + _CUT_LINE  # "Cookie: a=b; c=d": the rest of the line
             return name + assign + quote + REDACTED + quote
         tag = match[GROUPS["tag"]]
         if tag is not None:  # an element's text: hidden when the tag names a secret
-            if self.family(tag) is None or _NUMBER.fullmatch(match[GROUPS["text"]].strip()):
-                return match[0][: len(match[0]) - len(match[GROUPS["text"]])] + LONE_SHAPES.sub(self._shape, match[GROUPS["text"]])
-            return match[0][: len(match[0]) - len(match[GROUPS["text"]])] + REDACTED
+            inner = match[GROUPS["text"]]
+            family = self.family(tag)
+            if family is None or self._shown(tag, family, inner.strip(), ""):
+                return match[0][: len(match[0]) - len(inner)] + self._sub(LONE_SHAPES, inner)
+            return match[0][: len(match[0]) - len(inner)] + REDACTED
         scheme = match[GROUPS["scheme"]]
         if scheme is not None:
             if scheme.lower() == "basic" and not basic_credentials(match[GROUPS["cred"]]):
@@ -300,11 +376,20 @@ class Redactor:
         if url is not None:  # a URL's start: its userinfo hidden, its query scanned on
             return url + (REDACTED + "@" if match[GROUPS["userinfo"]] is not None else "")
         card = match[GROUPS["card"]]
-        if card is not None:
-            text, start, end = match.string, match.start(), match.end()
-            if not luhn(card) or text[start - 1 : start] in _NUMERIC or text[end : end + 1] in _NUMERIC:
-                return match[0]  # not a card, or digits of a longer number (an exact decimal)
+        if card is not None and (not luhn(card) or match.in_number()):
+            return match[0]  # not a card, or digits of a longer number (an exact decimal)
         return REDACTED
+
+    def _shown(self, key: str, family: str, value: str, quote: str) -> bool:
+        """Whether a value written under a secret key in text is still shown: a count (a number
+        under a token or count-like key), or a model's output token (`"token": "Hello"`: a key
+        named just token, a value no credential could be)."""
+        if family == CARD:
+            return False
+        bare = value[len(quote) : len(value) - len(quote)] if quote else value
+        if _NUMBER.fullmatch(bare):
+            return family == "token" or self._families.counts(key)
+        return _model_token(key, bare)
 
     def _scrub(self, value: Any, depth: int, embedded: int, room: list[int]) -> Any:
         """Secret keys' values hidden and strings scrubbed, down to MAX_DEPTH, while `room[0]`
@@ -312,11 +397,17 @@ class Redactor:
         if isinstance(value, str):
             room[0] -= len(value) + 2
             if len(value) < _SHORTEST:
+                value = _valid(value)
+                for pattern in self._user:  # a user's pattern may match fewer characters
+                    value = pattern.sub(REDACTED, value)
                 return value
-            return self.scrub_text(value if len(value) <= self._max + _MARGIN else value[: self._max + _MARGIN], embedded)
+            if embedded or len(value) <= self._max + _MARGIN:
+                return self.scrub_text(_valid(value), embedded)
+            scrubbed, hidden = self._scan(value)
+            return scrubbed + ("...(cut)" if hidden else "")
         if not isinstance(value, (dict, list)):
             room[0] -= 1
-            return value
+            return REDACTED if type(value) is int and _card_number(value) else value
         if depth >= MAX_DEPTH:
             return f"<nested deeper than {MAX_DEPTH}>"
         depth += 1
@@ -336,9 +427,15 @@ class Redactor:
             family = known.get(key, _UNKNOWN)
             if family is _UNKNOWN:
                 family = self.family(key)
-            shown = LONE_SHAPES.sub(self._shape, key) if len(key) >= _SHORTEST and suspect(key) else key
-            if type(v) in _PLAIN:  # a count or a flag stays visible, except a card number's digits
-                out[shown] = REDACTED if family == CARD and v is not None else v
+            shown = key
+            if len(key) >= _SHORTEST and suspect(key):  # a credential-shaped key (a token as a map key)
+                shown = self._sub(LONE_SHAPES, _valid(key[: self._max + _MARGIN]))
+            if type(v) in _PLAIN:
+                out[shown] = v if self._plain_shown(key, family, v) else REDACTED
+            elif isinstance(v, str) and _model_token(key, v):
+                out[shown] = self._scrub(v, depth, embedded, room)  # a model's token ("Hello"), not a credential
+            elif isinstance(v, list) and key.lower() in _MODEL_TOKEN_KEYS:
+                out[shown] = self._scrub(v, depth, embedded, room)  # "tokens": [...] of a model's output
             else:
                 out[shown] = REDACTED if family is not None else self._scrub(v, depth, embedded, room)
         return out
@@ -355,6 +452,69 @@ def _json_like(text: str) -> bool:
         if not char.isspace():
             return char in "{["
     return False
+
+
+class _Found:
+    """One match of the shapes, by byte offsets into the UTF-8 text. `_shape` may set `resume`:
+    where the scan goes on (inside the match, or past it)."""
+
+    __slots__ = ("data", "spans", "resume")
+
+    def __init__(self, data: bytes, spans: list[tuple[int, int]]) -> None:
+        self.data, self.spans = data, spans
+        self.resume: int | None = None
+
+    def __getitem__(self, group: int) -> str | None:
+        start, end = self.spans[group]
+        return None if start < 0 else self.data[start:end].decode("utf-8", "surrogatepass")
+
+    def start(self, group: int = 0) -> int:
+        return self.spans[group][0]
+
+    def after(self, size: int) -> bytes:
+        end = self.spans[0][1]
+        return self.data[end : end + size]
+
+    def extend(self) -> int:
+        """Where the word the match ends in ends (up to a blank, a separator or a quote)."""
+        data, end = self.data, self.spans[0][1]
+        while end < len(data) and data[end] not in _WORD_ENDS:
+            end += 1
+        return end
+
+    def in_number(self) -> bool:
+        """Whether the match is digits of a longer number (a digit, or a decimal point with a digit beyond it, next to it)."""
+        data, (start, end) = self.data, self.spans[0]
+        before, after = data[max(0, start - 2) : start], data[end : end + 2]
+        return (
+            before[-1:].isdigit() or (before[-1:] == b"." and before[:1].isdigit())
+            or after[:1].isdigit() or (after[:1] == b"." and after[1:2].isdigit())
+        )  # fmt: skip
+
+
+def _valid(text: str) -> str:
+    """`text` with lone surrogates (which JSON parsers let through and no encoder writes) replaced."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+_MODEL_TOKEN_KEYS = frozenset({"token", "tokens"})
+
+
+def _model_token(key: str, text: str) -> bool:
+    """A language model's output token (`{"token": " world", "logprob": -0.1}`): under a key named
+    just token, a string no credential could be (under 8 characters, or with a blank)."""
+    return key.lower() in _MODEL_TOKEN_KEYS and (len(text) < 8 or any(c.isspace() for c in text))
+
+
+def _card_number(value: int) -> bool:
+    """An integer that is a card number: 13 to 19 digits, a card's first digit, the Luhn check."""
+    return 10**12 <= value < 10**19 and str(value)[0] in "23456" and luhn(str(value))
 
 
 @functools.lru_cache(maxsize=4)

@@ -35,7 +35,13 @@ KEY_FAMILIES: dict[str, tuple[str, ...]] = {
     "jwt": ("jwt",),
     "private key": ("privatekey",),
     "card number": ("cardnumber", "ccnumber", "ccnum", "cvv", "cvc"),
+    "signature": ("signature", "sig"),  # signed URLs (X-Amz-Signature, Azure's sig=) are usable alone
 }
+# Words that make a key a count or a limit: a number under such a key is shown (total_tokens).
+COUNT_WORDS = frozenset(
+    {"count", "counts", "total", "num", "max", "min", "limit", "ttl", "expires", "expiry", "length", "len", "size",
+     "used", "remaining", "left", "attempts", "age"}
+)  # fmt: skip
 
 # Words that start or end with a long family term and are no secret (the term inside one word
 # is a secret otherwise: authtoken, clientsecret, PHPSESSID).
@@ -49,7 +55,7 @@ _SHAPES = (
     r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY[A-Z ]*-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY[A-Z ]*-----|$))"
     r"|(?P<scheme>(?i:\b(?:bearer|basic)))(?P<sep>\s+)(?P<cred>[A-Za-z0-9._~+/-]{6,}=*)"
     r"|(?P<jwt>eyJ[A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]*){0,2})"
-    r"|(?P<scheme_url>\b[A-Za-z][A-Za-z0-9+.-]*://)(?:(?P<userinfo>[^/\s@?#\"']+)@)?"
+    r"|(?P<scheme_url>\b[A-Za-z][A-Za-z0-9+.-]*://)(?:(?P<userinfo>[^/\s?#\"']+)@)?"
     r"|(?P<known>\b(?:(?:AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
     r"|xox[abprs]-[A-Za-z0-9-]{10,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_-]{20,}"
     r"|AIza[0-9A-Za-z_-]{35})\b)"
@@ -57,26 +63,28 @@ _SHAPES = (
 )
 # name = value, name: value, "name": "value", name := value, :name => value, ?name=value, and
 # with escaped quotes (JSON in a JSON string); the name (%-encoded or not) is judged in Python.
-# A value never holds "=" or "?": the next pair is the next match, never a recursion.
+# A bare value never holds "=", "?" or "%" (an encoded "=" or "?"): the next pair is the next
+# match, never a recursion.
 _PAIRS = (
     r"|(?P<name>\"[^\"\\\n]{1,64}\"|[A-Za-z0-9_.\[\]%-]{2,64})"
     r"(?P<assign>\\?[\"']?[ \t]*(?::=|==|=>|[:=]|%3[AaDd])[ \t]*)"
     r"(?P<value>(?i:(?:bearer|basic|digest|negotiate|token)[ \t]+)?"
     r"(?:\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|[{\[]"
-    r"|[^\s&,;\"'<>{}\[\]=?]+))"
+    r"|[^\s&,;\"'<>{}\[\]=?%]+))"
     # <password>value</password>: an XML or HTML element's text, the tag judged like a key
-    r"|<(?P<tag>[A-Za-z][A-Za-z0-9_:.-]{1,63})(?:\s[^<>]{0,256})?>(?P<text>[^<]+)"
+    r"|<(?P<tag>[A-Za-z][A-Za-z0-9_:.-]{1,63})(?:\s[^<>]{0,256})?>(?P<text><!\[CDATA\[[^\]]*\]\]>|[^<]+)"
 )
 SHAPES_PATTERN = _SHAPES + _PAIRS
 # The same groups, pairs never matched (an empty class first): for a pair's value, and paths.
 LONE_PATTERN = _SHAPES + _PAIRS.replace("|(?P<name>", "|[^\\x00-\\x{10FFFF}](?P<name>", 1)
 OPTIONS = re2.Options()
 OPTIONS.log_errors = False  # a bad user pattern is reported by check-config, not on stderr
-SHAPES = re2.compile(SHAPES_PATTERN, OPTIONS)
-LONE_SHAPES = re2.compile(LONE_PATTERN, OPTIONS)
-# Groups are read by number: google-re2 rebuilds its name -> index map at every named lookup.
-GROUPS = SHAPES.groupindex
-assert LONE_SHAPES.groupindex == GROUPS
+# Run through the C object (UserPattern.spans): google-re2's own sub() makes a Python Match per
+# hit, rebuilds its group-name map at each named lookup, and refuses lone surrogates.
+SHAPES = UserPattern(SHAPES_PATTERN)
+LONE_SHAPES = UserPattern(LONE_PATTERN)
+GROUPS = re2.compile(SHAPES_PATTERN, OPTIONS).groupindex  # the groups by number, the same in both
+assert re2.compile(LONE_PATTERN, OPTIONS).groupindex == GROUPS
 # camelCase, snake_case, kebab-case words. Python's re: no backtracking in it, keys are cut to
 # 128 characters, and RE2's findall costs ~20 us a call from Python where this costs ~1.
 _WORDS = re.compile(r"[A-Z]+[a-z]*|[a-z]+|[0-9]+")
@@ -104,6 +112,11 @@ class KeyFamilies:
         # Terms long enough to be told inside one word (authtoken, PHPSESSID): not auth, pass, pwd, jwt.
         self._long_terms = tuple((term, family) for term, family in self._terms.items() if len(term) >= 5)
         self._keep = frozenset(kept)
+
+    @staticmethod
+    def counts(key: str) -> bool:
+        """Whether a key names a count or a limit (`session_count`, `max_tokens`)."""
+        return not COUNT_WORDS.isdisjoint(words(key))
 
     def of(self, key: str) -> str | None:
         """The family `key` belongs to, or None (not cached: the Redactor caches)."""
