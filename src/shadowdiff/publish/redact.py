@@ -6,23 +6,17 @@ store and the recorder tomorrow); the access log runs its target and Referer
 through `url()` / `text()`; the comparison worker redacts and cuts large body
 differences itself (`difference()`), so the event loop never scrubs a big value.
 
-What is hidden, by default:
-- **keys in families**, case- and separator-insensitive (`authToken`, `api-key`,
-  `SECRET_KEY`, `card_number` alike): a key is secret when some run of its words
-  (`x-auth-token` -> x, auth, token) spells a family term, singular or plural.
-  The value under a secret key is replaced whole, subtree and all; so is the value
-  of a header whose name is secret or listed in `redact_headers`;
-- **credential-shaped values** wherever they appear: `Bearer` / `Basic`
-  credentials, JWTs, URL userinfo, URL query parameters and `name=value` /
-  `name: value` pairs whose name is secret, private key blocks, card numbers
-  (Luhn-checked), and the token formats of a few well-known services;
-- **JSON inside a JSON string** is parsed and redacted as JSON.
-
-Users add terms (`redact_fields`), header names (`redact_headers`) and RE2
-patterns (`redact_patterns`), and take terms or whole key names out
-(`redact_keep`: a family's name takes out the whole family). Every pattern runs on RE2, in linear time whatever the input.
-Values are redacted first, then cut to `max_value_chars`; control characters a
-log reader's terminal would act on are escaped.
+What is hidden (README "Security", Redaction, lists it whole): the value under a key
+whose name is in a family (`publish.secrets.KeyFamilies`: `authToken`, `api-key`,
+`SECRET_KEY`, `PHPSESSID` alike; subtree and all, counts, flags and a model's output
+tokens excepted), the value of a header whose name is secret or listed in
+`redact_headers`, credential shapes in any string (`publish.text.TextScrubber`), JSON
+inside a string as JSON, credential-shaped keys and path segments. Users add terms
+(`redact_fields`), header names (`redact_headers`) and RE2 patterns
+(`redact_patterns`), and take key names or whole families out (`redact_keep`).
+Values are redacted first, then cut to `max_value_chars`; what is scanned is what can
+be shown (a window that widens while redaction shrinks it); control characters a log
+reader's terminal would act on are escaped.
 
 A Redactor pickles as its `Redaction` settings (the worker compiles its own).
 """
@@ -30,10 +24,8 @@ A Redactor pickles as its `Redaction` settings (the worker compiles its own).
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import unquote
 
 import orjson
 
@@ -41,28 +33,20 @@ from shadowdiff.compare import paths as field_paths
 from shadowdiff.compare.patterns import UserPattern
 from shadowdiff.model import Comparison, Difference
 from shadowdiff.publish.secrets import (
-    CARD, GROUPS, LONE_SHAPES, SHAPES, KeyFamilies, basic_credentials, luhn, suspect,
+    CARD, MODEL_TOKEN_KEYS, REDACTED, KeyFamilies, card_number, json_like, model_token, plain, suspect, valid,
 )  # fmt: skip
+from shadowdiff.publish.text import REST_HIDDEN, TextScrubber
 
-REDACTED = "[REDACTED]"
 # Values are scrubbed this deep; below it a subtree is replaced by a note.
 MAX_DEPTH = 64
 _MAX_EMBEDDED = 3  # JSON inside a string inside a string ... this many times
 
 _MARGIN = 1024  # characters scrubbed past the cut: a secret that starts before it ends within it
 MAX_PARSED = 1 << 20  # a string that looks like JSON is parsed whole (before any cut) up to this size
-_CUT = "\x00(hide the rest)\x00"  # what _shape leaves where a secret's object or list begins in text
-_CUT_LINE = "\x00(hide the line)\x00"
 _UNKNOWN = object()
-_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_VALUE_MATCHES = 64  # credential shapes handled in one value; past them its rest is hidden
 _REPORT_MATCHES = 256  # and in one report, all its values together
 _SCAN_LIMIT = 64 * 1024  # the widest window of one long string scanned for what it shows
-_REST_HIDDEN_TEXT = "...(rest hidden)"
-_REST_HIDDEN = _REST_HIDDEN_TEXT.encode()
-_WORD_ENDS = frozenset(b" \t\r\n&,;\"'<>")
 _SHORTEST = 5  # no credential shape fits in fewer characters ("pwd=x")
-_PLAIN = frozenset({int, float, bool, type(None)})
 # (RE2 runs the credential shapes; Python's re only this anchored, backtrack-free number test.)
 # Escaped in every string written: DEL, C1 controls, line/paragraph separators and
 # bidirectional overrides (orjson already escapes C0 controls).
@@ -129,8 +113,7 @@ class Redactor:
         self._user = tuple(UserPattern(p) for p in spec.patterns)  # RE2, checked by check-config
         self._secret_keys: dict[str, str | None] = {}
         self._secret_paths: dict[str, str | None] = {}
-        self._nested = 0  # quoted values being scanned inside one another (escaped JSON)
-        self._report_left: int | None = None  # shapes the report being made may still handle
+        self._text = TextScrubber(self.family, user=self._user)
 
     def __reduce__(self) -> Any:
         return (_redactor, (self.spec,))
@@ -142,7 +125,7 @@ class Redactor:
         credential shapes in all (past them, the rest of each value is hidden): crafted bodies
         cannot make a report cost the event loop more than a few milliseconds."""
         request = comparison.request
-        self._report_left = _REPORT_MATCHES
+        self._text.report_left = _REPORT_MATCHES
         try:
             return Report(
                 comparison,
@@ -152,7 +135,7 @@ class Redactor:
                 route=self.cut(request.route),
             )
         finally:
-            self._report_left = None
+            self._text.report_left = None
 
     def difference(self, d: Difference) -> Difference:
         """`d` with its values redacted, then cut (a difference already redacted is returned as is)."""
@@ -167,14 +150,14 @@ class Redactor:
                 secret = False
             else:  # a count or a flag under a secret key may be shown (prompt_tokens, has_password)
                 family, key = found
-                plain = _plain(d.control) and _plain(d.candidate)
-                secret = not (plain and all(self._plain_shown(key, family, v) for v in (d.control, d.candidate)))
+                scalars = plain(d.control) and plain(d.candidate)
+                secret = not (scalars and all(self._plain_shown(key, family, v) for v in (d.control, d.candidate)))
         else:
             secret = False
         # Paths are names, not values: cut and escaped; only a credential shape in a key is hidden.
         path = d.path
         if d.part == "body" and suspect(path):
-            path = self._sub(LONE_SHAPES, _valid(path[: self._max + _MARGIN]))
+            path = self._text.lone(valid(path[: self._max + _MARGIN]))
         path = self.cut(path)
         if secret:
             hide = lambda v: None if v is None else REDACTED  # noqa: E731
@@ -200,7 +183,7 @@ class Redactor:
             return self.cut(text, exact=room[0] >= 0)
         if isinstance(value, str):
             return self.text(value)
-        if type(value) is int and _card_number(value):
+        if type(value) is int and card_number(value):
             return REDACTED
         return value
 
@@ -217,13 +200,13 @@ class Redactor:
         _SCAN_LIMIT) while redaction shrinks what it shows below the cut plus 256: a secret
         that starts in the shown part is then whole in what was scanned.
         """
-        value = _valid(value)
-        if len(value) <= self._max + _MARGIN or (len(value) <= MAX_PARSED and _json_like(value)):
+        value = valid(value)
+        if len(value) <= self._max + _MARGIN or (len(value) <= MAX_PARSED and json_like(value)):
             return self.scrub_text(value), 0
         window = self._max + _MARGIN
         while True:
             scrubbed = self.scrub_text(value[:window])
-            settled = len(scrubbed) >= self._max + 256 or scrubbed.endswith(_REST_HIDDEN_TEXT)
+            settled = len(scrubbed) >= self._max + 256 or scrubbed.endswith(REST_HIDDEN)
             if settled or window >= min(len(value), _SCAN_LIMIT):
                 return scrubbed, max(0, len(value) - window)
             window *= 2
@@ -271,7 +254,7 @@ class Redactor:
     def _plain_shown(self, key: str, family: str | None, value: Any) -> bool:
         """Whether a number, a flag or a null is shown: always, unless it is a card number, or a
         number under a secret key that is no count (a numeric PIN or session id)."""
-        if type(value) is int and _card_number(value):
+        if type(value) is int and card_number(value):
             return False
         if family is None or value is None or type(value) is bool:
             return True
@@ -296,100 +279,7 @@ class Redactor:
                 else:
                     room = [self._max + _MARGIN]  # what can be shown of it: the rest is left out
                     return orjson.dumps(self._scrub(inner, 0, embedded + 1, room)).decode()
-        if suspect(text):
-            text = self._sub(SHAPES, text)
-            if _CUT in text:  # a secret key's object or list in text: hidden to the end
-                text = text.partition(_CUT)[0] + _REST_HIDDEN_TEXT
-            while _CUT_LINE in text:  # a secret header-like line in text: hidden to the line's end
-                before, _, after = text.partition(_CUT_LINE)
-                text = before + after[after.find("\n") :] if "\n" in after else before
-        for pattern in self._user:
-            text = pattern.sub(REDACTED, text)
-        return text
-
-    def _sub(self, shapes: UserPattern, text: str) -> str:
-        """`text` with every credential shape `shapes` finds replaced as `_shape` says, driven by
-        position through RE2's C object: `_shape` may resume the scan inside its match (a pair's
-        value that is the next pair's name). Past _VALUE_MATCHES (or what the report has left)
-        the rest of `text` is hidden."""
-        data = text.encode("utf-8", "surrogatepass")
-        out: list[bytes] = []
-        kept = pos = 0
-        left = self._report_left
-        for _ in range(_VALUE_MATCHES if left is None else min(_VALUE_MATCHES, left)):
-            spans = shapes.spans(data, pos)
-            start, stop = spans[0]
-            if start < 0:
-                break
-            if self._report_left is not None:
-                self._report_left -= 1
-            found = _Found(data, spans)
-            out += (data[kept:start], self._shape(found).encode("utf-8", "surrogatepass"))
-            kept = pos = found.resume if found.resume is not None else stop
-        else:
-            if shapes.spans(data, pos)[0][0] >= 0:
-                out.append(_REST_HIDDEN)
-                kept = len(data)
-        out.append(data[kept:])
-        return b"".join(out).decode("utf-8", "surrogatepass")
-
-    def _shape(self, match: _Found) -> str:
-        if match[GROUPS["name"]] is not None:
-            name, assign, value = match[GROUPS["name"]], match[GROUPS["assign"]], match[GROUPS["value"]]
-            judged = name.strip('"')
-            family = self.family(unquote(judged) if "%" in judged else judged)
-            if value in ("{", "["):  # an object or a list follows: a secret's is hidden to the end
-                return name + assign + REDACTED + _CUT if family is not None else match[0]
-            quote = next((q for q in ('\\"', '"', "'") if value.startswith(q) and len(value) > len(q)), "")
-            if family is None and not quote and (match.after(1) in (b":", b"=") or match.after(3).lower() == b"%3d"):
-                match.resume = match.start(GROUPS["value"])  # "params: password=x": the value is the next name
-                return name + assign
-            if family is None or self._shown(judged, family, value, quote):
-                # An ordinary pair (or a count): an unquoted value is scanned for shapes, never pairs
-                # (it holds no "=": the next pair is the outer scan's); a quoted one, which may hold
-                # escaped JSON, for pairs too, one level of escaping at a time (bounded).
-                if quote and self._nested < _MAX_EMBEDDED:
-                    self._nested += 1
-                    try:
-                        return name + assign + self._sub(SHAPES, value)
-                    finally:
-                        self._nested -= 1
-                return name + assign + self._sub(LONE_SHAPES, value)
-            if not quote:
-                match.resume = match.extend()  # "password=abc=def": the whole word, not up to its "="
-                if ":" in assign and "=" not in assign:
-                    return name + assign + REDACTED + _CUT_LINE  # "Cookie: a=b; c=d": the rest of the line
-            return name + assign + quote + REDACTED + quote
-        tag = match[GROUPS["tag"]]
-        if tag is not None:  # an element's text: hidden when the tag names a secret
-            inner = match[GROUPS["text"]]
-            family = self.family(tag)
-            if family is None or self._shown(tag, family, inner.strip(), ""):
-                return match[0][: len(match[0]) - len(inner)] + self._sub(LONE_SHAPES, inner)
-            return match[0][: len(match[0]) - len(inner)] + REDACTED
-        scheme = match[GROUPS["scheme"]]
-        if scheme is not None:
-            if scheme.lower() == "basic" and not basic_credentials(match[GROUPS["cred"]]):
-                return match[0]  # "basic information", not a credential
-            return scheme + match[GROUPS["sep"]] + REDACTED
-        url = match[GROUPS["scheme_url"]]
-        if url is not None:  # a URL's start: its userinfo hidden, its query scanned on
-            return url + (REDACTED + "@" if match[GROUPS["userinfo"]] is not None else "")
-        card = match[GROUPS["card"]]
-        if card is not None and (not luhn(card) or match.in_number()):
-            return match[0]  # not a card, or digits of a longer number (an exact decimal)
-        return REDACTED
-
-    def _shown(self, key: str, family: str, value: str, quote: str) -> bool:
-        """Whether a value written under a secret key in text is still shown: a count (a number
-        under a token or count-like key), or a model's output token (`"token": "Hello"`: a key
-        named just token, a value no credential could be)."""
-        if family == CARD:
-            return False
-        bare = value[len(quote) : len(value) - len(quote)] if quote else value
-        if _NUMBER.fullmatch(bare):
-            return family == "token" or self._families.counts(key)
-        return _model_token(key, bare)
+        return self._text.scrub(text)
 
     def _scrub(self, value: Any, depth: int, embedded: int, room: list[int]) -> Any:
         """Secret keys' values hidden and strings scrubbed, down to MAX_DEPTH, while `room[0]`
@@ -397,17 +287,17 @@ class Redactor:
         if isinstance(value, str):
             room[0] -= len(value) + 2
             if len(value) < _SHORTEST:
-                value = _valid(value)
+                value = valid(value)
                 for pattern in self._user:  # a user's pattern may match fewer characters
                     value = pattern.sub(REDACTED, value)
                 return value
             if embedded or len(value) <= self._max + _MARGIN:
-                return self.scrub_text(_valid(value), embedded)
+                return self.scrub_text(valid(value), embedded)
             scrubbed, hidden = self._scan(value)
             return scrubbed + ("...(cut)" if hidden else "")
         if not isinstance(value, (dict, list)):
             room[0] -= 1
-            return REDACTED if type(value) is int and _card_number(value) else value
+            return REDACTED if type(value) is int and card_number(value) else value
         if depth >= MAX_DEPTH:
             return f"<nested deeper than {MAX_DEPTH}>"
         depth += 1
@@ -417,7 +307,7 @@ class Redactor:
                 if room[0] < 0:
                     break
                 room[0] -= 1
-                items.append(v if type(v) in _PLAIN else self._scrub(v, depth, embedded, room))
+                items.append(v if plain(v) else self._scrub(v, depth, embedded, room))
             return items
         known, out = self._secret_keys, {}
         for key, v in value.items():
@@ -429,92 +319,16 @@ class Redactor:
                 family = self.family(key)
             shown = key
             if len(key) >= _SHORTEST and suspect(key):  # a credential-shaped key (a token as a map key)
-                shown = self._sub(LONE_SHAPES, _valid(key[: self._max + _MARGIN]))
-            if type(v) in _PLAIN:
+                shown = self._text.lone(valid(key[: self._max + _MARGIN]))
+            if plain(v):
                 out[shown] = v if self._plain_shown(key, family, v) else REDACTED
-            elif isinstance(v, str) and _model_token(key, v):
+            elif isinstance(v, str) and model_token(key, v):
                 out[shown] = self._scrub(v, depth, embedded, room)  # a model's token ("Hello"), not a credential
-            elif isinstance(v, list) and key.lower() in _MODEL_TOKEN_KEYS:
+            elif isinstance(v, list) and key.lower() in MODEL_TOKEN_KEYS:
                 out[shown] = self._scrub(v, depth, embedded, room)  # "tokens": [...] of a model's output
             else:
                 out[shown] = REDACTED if family is not None else self._scrub(v, depth, embedded, room)
         return out
-
-
-def _plain(value: Any) -> bool:
-    """A number, a flag or nothing (JSON's scalars other than strings)."""
-    return type(value) in _PLAIN
-
-
-def _json_like(text: str) -> bool:
-    """Whether `text` starts (after blanks) like a JSON object or array."""
-    for char in text[:64]:
-        if not char.isspace():
-            return char in "{["
-    return False
-
-
-class _Found:
-    """One match of the shapes, by byte offsets into the UTF-8 text. `_shape` may set `resume`:
-    where the scan goes on (inside the match, or past it)."""
-
-    __slots__ = ("data", "spans", "resume")
-
-    def __init__(self, data: bytes, spans: list[tuple[int, int]]) -> None:
-        self.data, self.spans = data, spans
-        self.resume: int | None = None
-
-    def __getitem__(self, group: int) -> str | None:
-        start, end = self.spans[group]
-        return None if start < 0 else self.data[start:end].decode("utf-8", "surrogatepass")
-
-    def start(self, group: int = 0) -> int:
-        return self.spans[group][0]
-
-    def after(self, size: int) -> bytes:
-        end = self.spans[0][1]
-        return self.data[end : end + size]
-
-    def extend(self) -> int:
-        """Where the word the match ends in ends (up to a blank, a separator or a quote)."""
-        data, end = self.data, self.spans[0][1]
-        while end < len(data) and data[end] not in _WORD_ENDS:
-            end += 1
-        return end
-
-    def in_number(self) -> bool:
-        """Whether the match is digits of a longer number (a digit, or a decimal point with a digit beyond it, next to it)."""
-        data, (start, end) = self.data, self.spans[0]
-        before, after = data[max(0, start - 2) : start], data[end : end + 2]
-        return (
-            before[-1:].isdigit() or (before[-1:] == b"." and before[:1].isdigit())
-            or after[:1].isdigit() or (after[:1] == b"." and after[1:2].isdigit())
-        )  # fmt: skip
-
-
-def _valid(text: str) -> str:
-    """`text` with lone surrogates (which JSON parsers let through and no encoder writes) replaced."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-_MODEL_TOKEN_KEYS = frozenset({"token", "tokens"})
-
-
-def _model_token(key: str, text: str) -> bool:
-    """A language model's output token (`{"token": " world", "logprob": -0.1}`): under a key named
-    just token, a string no credential could be (under 8 characters, or with a blank)."""
-    return key.lower() in _MODEL_TOKEN_KEYS and (len(text) < 8 or any(c.isspace() for c in text))
-
-
-def _card_number(value: int) -> bool:
-    """An integer that is a card number: 13 to 19 digits, a card's first digit, the Luhn check."""
-    return 10**12 <= value < 10**19 and str(value)[0] in "23456" and luhn(str(value))
 
 
 @functools.lru_cache(maxsize=4)

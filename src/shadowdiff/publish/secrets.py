@@ -14,11 +14,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import Any
 
 import re2
 
 from shadowdiff.compare.patterns import UserPattern
 
+REDACTED = "[REDACTED]"
 MAX_KEY_WORDS = 4  # a family term spans at most this many words of a key
 
 # The built-in key families: each term is matched against runs of a key's words,
@@ -181,3 +183,44 @@ def luhn(text: str) -> bool:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
     return total % 10 == 0
+
+
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
+def plain(value: Any) -> bool:
+    """A number, a flag or nothing (JSON's scalars other than strings)."""
+    return type(value) in _PLAIN
+
+
+def json_like(text: str) -> bool:
+    """Whether `text` starts (after blanks) like a JSON object or array."""
+    for char in text[:64]:
+        if not char.isspace():
+            return char in "{["
+    return False
+
+
+def valid(text: str) -> str:
+    """`text` with lone surrogates (which JSON parsers let through and no encoder writes) replaced."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+MODEL_TOKEN_KEYS = frozenset({"token", "tokens"})
+
+
+def model_token(key: str, text: str) -> bool:
+    """A language model's output token (`{"token": " world", "logprob": -0.1}`): under a key named
+    just token, a string no credential could be (under 8 characters, or with a blank)."""
+    return key.lower() in MODEL_TOKEN_KEYS and (len(text) < 8 or any(c.isspace() for c in text))
+
+
+def card_number(value: int) -> bool:
+    """An integer that is a card number: 13 to 19 digits, a card's first digit, the Luhn check."""
+    return 10**12 <= value < 10**19 and str(value)[0] in "23456" and luhn(str(value))
