@@ -38,6 +38,27 @@ async def _read_all(reader: asyncio.StreamReader, seconds: float = 5) -> bytes:
 # -- the head's byte bound -------------------------------------------------------------
 
 
+async def _exchange(proxy: ShadowDiff, *writes: bytes) -> bytes:
+    """Send `writes` on one connection (a pause between them, for the proxy to take each), read all it answers."""
+    reader, writer = await connect(proxy)
+    try:
+        for index, data in enumerate(writes):
+            if index:
+                await asyncio.sleep(0.2)  # the head before is taken: its body is awaited
+            writer.write(data)
+            await writer.drain()
+        return await _read_all(reader)
+    finally:
+        writer.close()
+
+
+def _assert_first_answered_then_431(data: bytes, primary: Backend) -> None:
+    first_answer, _, rest = data.partition(b"\r\n\r\n")
+    assert first_answer.startswith(b"HTTP/1.1 200 ")
+    assert b" 431 Request Header Fields Too Large" in rest
+    assert [s.raw_path for s in primary.seen] == ["/first"]
+
+
 async def test_head_within_the_byte_bound_is_served(primary: Backend, start_proxy: StartProxy) -> None:
     """A 60 KiB head of 1 KB lines is proxied with the defaults (64 KiB, 128 lines)."""
     proxy = await start_proxy(primary.url)
@@ -82,18 +103,9 @@ async def test_a_head_is_refused_before_it_is_read_past_the_bound(primary: Backe
 async def test_a_pipelined_head_is_bounded_too(primary: Backend, start_proxy: StartProxy) -> None:
     """A whole GET and, in the same write, the start of a head past the bound: the GET is answered, then 431."""
     proxy = await start_proxy(primary.url, listen={"max_head_bytes": 4096})
-    reader, writer = await connect(proxy)
-    try:
-        first = b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n"
-        writer.write(first + b"GET /second HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 8000)
-        await writer.drain()
-        data = await _read_all(reader)
-    finally:
-        writer.close()
-    first_answer, _, rest = data.partition(b"\r\n\r\n")
-    assert first_answer.startswith(b"HTTP/1.1 200 ")
-    assert b" 431 Request Header Fields Too Large" in rest
-    assert [s.raw_path for s in primary.seen] == ["/first"]
+    first = b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n"
+    data = await _exchange(proxy, first + b"GET /second HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 8000)
+    _assert_first_answered_then_431(data, primary)
 
 
 @pytest.mark.parametrize("whole", [True, False])
@@ -104,22 +116,14 @@ async def test_a_head_in_the_same_read_as_a_body_end_is_bounded_too(
     """A POST's last body bytes (sized or chunked) and, in the same write, a head past the bound (whole or not):
     the POST is answered, then 431; the big head never reaches the primary."""
     proxy = await start_proxy(primary.url, listen={"max_head_bytes": 4096})
-    reader, writer = await connect(proxy)
     framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: 1"
     last = b"1\r\nx\r\n0\r\n\r\n" if chunked else b"x"
-    try:
-        writer.write(b"POST /first HTTP/1.1\r\nHost: a\r\n" + framing + b"\r\n\r\n")
-        await writer.drain()
-        await asyncio.sleep(0.2)  # the head is taken: its body is awaited
-        writer.write(last + _head(20_000, end=whole).replace(b"GET /echo", b"GET /second"))
-        await writer.drain()
-        data = await _read_all(reader)
-    finally:
-        writer.close()
-    first_answer, _, rest = data.partition(b"\r\n\r\n")
-    assert first_answer.startswith(b"HTTP/1.1 200 ")
-    assert b" 431 Request Header Fields Too Large" in rest
-    assert [s.raw_path for s in primary.seen] == ["/first"]
+    data = await _exchange(
+        proxy,
+        b"POST /first HTTP/1.1\r\nHost: a\r\n" + framing + b"\r\n\r\n",
+        last + _head(20_000, end=whole).replace(b"GET /echo", b"GET /second"),
+    )
+    _assert_first_answered_then_431(data, primary)
 
 
 async def test_a_head_ending_across_two_reads_at_the_bound_is_served(primary: Backend, start_proxy: StartProxy) -> None:
