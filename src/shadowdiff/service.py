@@ -23,8 +23,8 @@ from aiohttp import web
 
 from shadowdiff import log
 from shadowdiff.admin import create_admin_app
-from shadowdiff.config import Config, HostPort, mask_url
 from shadowdiff.buffers import BufferBudget
+from shadowdiff.config import Config, HostPort, mask_url
 from shadowdiff.experiment.breaker import Breaker
 from shadowdiff.experiment.comparator import Comparator
 from shadowdiff.experiment.lanes import Lane
