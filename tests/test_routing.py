@@ -30,11 +30,15 @@ from tests.conftest import StartProxy, metrics, url_of
         ("/a/x\ty/\n", "/a/x\\ty/\\n"),
         ("/a/\x00/\u200b/\x7f", "/a/\\x00/\\u200b/\\x7f"),  # NUL, a zero-width space, DEL
         ("/caf\u00e9/a b", "/caf\u00e9/a b"),  # printable: kept as they are
+        ("/fixtures/facetable/123.json", "/fixtures/facetable/{id}.json"),  # an id with a file extension
+        ("/o/3f2504e0-4f89-11d3-9a0c-0305e82c3301.csv", "/o/{id}.csv"),
+        ("/api/1.2/x", "/api/1.2/x"),  # a version, not an id with an extension
+        ("/files/report.json", "/files/report.json"),
     ],
 )
 def test_collapse(path: str, route: str) -> None:
-    """Numbers, UUIDs, long hex and long tokens with digits collapse to {id}; words and versions stay;
-    characters that are not printable are escaped."""
+    """Numbers, UUIDs, long hex and long tokens with digits collapse to {id} (keeping a file extension); words and
+    versions stay; characters that are not printable are escaped."""
     assert collapse(path) == route
 
 

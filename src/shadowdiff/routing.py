@@ -2,7 +2,8 @@
 
 The first configured template that matches wins (`/users/{id}` matches
 `/users/42`). Otherwise ids are collapsed automatically (numbers, UUIDs, long
-hex, long opaque tokens become `{id}`), and once `max_routes` distinct routes
+hex, long opaque tokens become `{id}`, keeping a file extension: `/rows/7.json` is
+`/rows/{id}.json`), and once `max_routes` distinct routes
 have been seen, any new one is reported as `other`: a scanner walking random
 paths cannot create unbounded series.
 """
@@ -29,6 +30,17 @@ _TOKEN_SEGMENT = re.compile(r"^[A-Za-z0-9_\-.~=+]{20,}$")
 _PLACEHOLDER = re.compile(r"\{[^/{}]+\}")
 
 
+_EXTENSION = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")  # json, csv, png, tar: a letter first (not `1.2`)
+
+
+def _segment(segment: str) -> str:
+    """`{id}` for an id, `{id}.json` for an id with a file extension (`/rows/123.json`), else itself."""
+    stem, dot, extension = segment.rpartition(".")
+    if dot and stem and _EXTENSION.match(extension) and _is_id(stem):
+        return "{id}." + extension
+    return "{id}" if _is_id(segment) else segment
+
+
 def _is_id(segment: str) -> bool:
     if _ID_SEGMENT.match(segment):
         return True
@@ -37,9 +49,9 @@ def _is_id(segment: str) -> bool:
 
 
 def collapse(path: str) -> str:
-    """`/users/42/orders/9f1c...` -> `/users/{id}/orders/{id}`; characters that are not
+    """`/users/42/orders/9f1c...` -> `/users/{id}/orders/{id}` (`/rows/7.json` -> `/rows/{id}.json`); characters that are not
     printable (control characters, raw or %-decoded, zero-width ones) escaped as `\\x1b`."""
-    route = "/".join("{id}" if _is_id(segment) else segment for segment in path.split("/"))
+    route = "/".join(_segment(segment) for segment in path.split("/"))
     return route if route.isprintable() else "".join(_printable(c) for c in route)
 
 

@@ -119,3 +119,19 @@ def test_an_off_loop_sink_never_blocks_and_counts_what_it_drops() -> None:
     # One report was being handled when the queue filled: 1 + 3 reached the sink, 6 were dropped.
     assert len(stuck.reports) == 4
     assert MetricsReader(metrics.exposition().decode()).value("shadowdiff_sink_dropped_total", sink="stuck") == 6
+
+
+def test_the_mismatch_line_keeps_the_query_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    """The request's query string is a field of its own in the mismatch line, with its secrets hidden; a request with
+    none has `query: null`."""
+    from shadowdiff.model import Exchange
+    from tests.values import request
+
+    pipeline, _ = publisher(LogSink())
+    pair = exchange(seen("primary", {"a": 1}), seen("shadow", {"a": 2}))
+    with_query = Exchange(request(target="/r?page=2&access_token=abc123456"), pair.control, pair.candidates)
+    pipeline.publish(Comparison(with_query, SHADOW, MISMATCH, (Difference("body", "$.a", "changed", 1, 2),)))
+    pipeline.publish(comparison(MISMATCH, Difference("body", "$.a", "changed", 1, 2)))
+    first, second = (orjson.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert (first["path"], first["query"]) == ("/r", "page=2&access_token=[REDACTED]")
+    assert second["query"] is None

@@ -99,6 +99,7 @@ class Report:
     request_id: str
     path: str
     route: str
+    query: str | None = None  # the request's query string, redacted (None: it had none)
 
 
 class Redactor:
@@ -133,6 +134,7 @@ class Redactor:
                 request_id=self.text(request.request_id),
                 path=self.text(request.path),
                 route=self.cut(request.route),
+                query=self.url(request.target.partition("?")[2]) if "?" in request.target else None,
             )
         finally:
             self._text.report_left = None

@@ -32,6 +32,7 @@ class LogSink:
             "method": comparison.request.method,
             "route": report.route,
             "path": report.path,
+            "query": report.query,
             "primary_status": control.status,
             "shadow_status": shadow.status,
             "primary_ms": round(control.elapsed * 1000, 3),
