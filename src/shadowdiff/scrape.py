@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 MAX_CACHED_PER_SECOND = 20  # scrapes served a render's cached bytes, all scrapers together
 
+
 class SharedRender:
     """`await get()`: the bytes of `render()`, run in a thread; one render at a time, shared by
     every scrape waiting for it, reused (paced) for `min_interval` seconds after it finished
