@@ -184,6 +184,12 @@ async def serve_until_exit(*args: str, timeout: float = 20.0) -> tuple[int, byte
     return process.returncode, err
 
 
+def memory_bytes(pid: int, key: str = "VmRSS") -> int:
+    """A process's memory from /proc/PID/status, in bytes: VmRSS now, VmHWM its peak so far."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(key + ":")) * 1024
+
+
 async def until(condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> None:
     """Poll `condition()` until it is true; fail if it is not by the deadline."""
     loop = asyncio.get_running_loop()

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from tests.backends import serve_app
-from tests.conftest import serving
+from tests.conftest import memory_bytes, serving
 
 KiB, MiB = 1024, 1024 * 1024
 # The README's constants.
@@ -35,11 +35,6 @@ MAX_BODY = 2 * MiB
 UPLOADERS = 150
 DOWNLOADS = 40
 ANSWER = 1 * MiB
-
-
-def _status(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(key)) * KiB
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
@@ -86,7 +81,7 @@ async def test_the_worst_case_stays_under_the_documented_bound(tmp_path: Path) -
             await reader.read()  # warmed up: the first request's imports and the worker are not counted
             writer.close()
             await asyncio.sleep(2.5)  # the warm-up's shadow answer and comparison are done
-            before = _status(pid, "VmRSS")
+            before = memory_bytes(pid)
 
             for _ in range(UPLOADERS):
                 _, writer = await asyncio.open_connection("127.0.0.1", served.port)
@@ -109,7 +104,7 @@ async def test_the_worst_case_stays_under_the_documented_bound(tmp_path: Path) -
 
             sizes = await asyncio.gather(*(download() for _ in range(DOWNLOADS)), *(upload(w) for w in uploads))
             await asyncio.sleep(2.5)  # the shadow's answers arrive and are captured
-            peak = _status(pid, "VmHWM")
+            peak = memory_bytes(pid, "VmHWM")
             stall.set()
             for writer in uploads:
                 writer.close()

@@ -12,7 +12,7 @@ import pytest
 from shadowdiff.service import ShadowDiff
 from tests import rawhttp
 from tests.backends import Backend
-from tests.conftest import StartProxy, connect, metrics, serving, url_of
+from tests.conftest import StartProxy, connect, memory_bytes, metrics, serving, url_of
 
 OK = b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
 
@@ -347,11 +347,6 @@ async def test_requests_in_progress_are_never_evicted(primary: Backend, start_pr
     assert m.value("shadowdiff_connections_shed_total") == 1
 
 
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads RSS from /proc")
 async def test_a_header_flood_costs_what_the_bound_says(tmp_path, primary: Backend) -> None:
     """100 clients each sending a 1 MiB head (128 lines of 8 KiB: within the line and count limits) are all refused
@@ -361,7 +356,7 @@ async def test_a_header_flood_costs_what_the_bound_says(tmp_path, primary: Backe
     line = b"X-Flood: " + b"f" * 8180 + b"\r\n"
     async with serving(config=config, tmp_path=tmp_path) as served:
         await rawhttp.send(served.url, OK, timeout=5)  # warmed up: the first request's imports are not counted
-        before = _rss_mib(served.process.pid)
+        before = memory_bytes(served.process.pid) / 2**20
         connections = [await asyncio.open_connection("127.0.0.1", served.port) for _ in range(100)]
         answers = []
         try:
@@ -373,7 +368,7 @@ async def test_a_header_flood_costs_what_the_bound_says(tmp_path, primary: Backe
                         writer.write(line)
                 with contextlib.suppress(ConnectionError):
                     await asyncio.gather(*(w.drain() for _, w in connections if not w.is_closing()))
-            peak = _rss_mib(served.process.pid)
+            peak = memory_bytes(served.process.pid) / 2**20
             for reader, _ in connections:
                 try:
                     answers.append((await asyncio.wait_for(reader.read(200), 5)).split(b"\r\n")[0])
