@@ -27,7 +27,7 @@ from collections.abc import Callable
 from shadowdiff.http import _aiohttp
 from shadowdiff.proxy.response import error_page, raw_answer
 
-_HEAD_TIMEOUT = raw_answer(408, "request head not received in time")
+_HEAD_TIMEOUT = raw_answer(408)
 
 SLOW_HEAD, IDLE = "slow_head", "idle"  # the reasons of metrics.EVICTION_REASONS
 EVICTION_GRACE = 0.5  # seconds a connection must have waited before it can be evicted

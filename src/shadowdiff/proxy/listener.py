@@ -23,7 +23,7 @@ from shadowdiff.http import _aiohttp
 from shadowdiff.proxy.edge import ConnectionEdge
 from shadowdiff.proxy.response import raw_answer
 
-_SHED = raw_answer(503, "proxy at its connection limit")
+_SHED = raw_answer(503)
 
 
 class TrafficServer(_aiohttp.Server):

@@ -65,15 +65,14 @@ def error_page(status: int) -> _aiohttp.OwnResponse:
     return plain_response(status, _OWN_TEXT.get(status, "request refused"), close=True)
 
 
-def raw_answer(status: int, text: str) -> bytes:
-    """A whole closing answer as bytes, for a connection no aiohttp handler serves."""
-    body = (text + "\n").encode()
+def raw_answer(status: int) -> bytes:
+    """The proxy's own closing answer for `status` as bytes, for a connection no aiohttp handler serves."""
+    body = (_OWN_TEXT[status] + "\n").encode()
     reason = HTTPStatus(status).phrase
     return (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode() + body
-
 
 
 def gateway_status(kind: str) -> int:
