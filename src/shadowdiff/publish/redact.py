@@ -33,7 +33,7 @@ from shadowdiff.compare import paths as field_paths
 from shadowdiff.compare.patterns import UserPattern
 from shadowdiff.model import Comparison, Difference
 from shadowdiff.publish.secrets import (
-    CARD, MODEL_TOKEN_KEYS, REDACTED, KeyFamilies, card_number, json_like, model_token, plain, suspect, valid,
+    MODEL_TOKEN_KEYS, REDACTED, KeyFamilies, card_number, json_like, model_token, plain, suspect, valid,
 )  # fmt: skip
 from shadowdiff.publish.text import REST_HIDDEN, TextScrubber
 
@@ -113,7 +113,7 @@ class Redactor:
         self._headers = frozenset(h.lower() for h in spec.headers)
         self._user = tuple(UserPattern(p) for p in spec.patterns)  # RE2, checked by check-config
         self._secret_keys: dict[str, str | None] = {}
-        self._secret_paths: dict[str, str | None] = {}
+        self._secret_paths: dict[str, tuple[str, str] | None] = {}
         self._text = TextScrubber(self.family, user=self._user)
 
     def __reduce__(self) -> Any:
@@ -260,7 +260,7 @@ class Redactor:
             return False
         if family is None or value is None or type(value) is bool:
             return True
-        return family != CARD and (family == "token" or self._families.counts(key))
+        return KeyFamilies.number_shown(key, family)
 
     def secret_header(self, name: str) -> bool:
         return name.lower() in self._headers or self.secret_key(name)
@@ -311,14 +311,12 @@ class Redactor:
                 room[0] -= 1
                 items.append(v if plain(v) else self._scrub(v, depth, embedded, room))
             return items
-        known, out = self._secret_keys, {}
+        out = {}
         for key, v in value.items():
             if room[0] < 0:
                 break
             room[0] -= len(key) + 4
-            family = known.get(key, _UNKNOWN)
-            if family is _UNKNOWN:
-                family = self.family(key)
+            family = self.family(key)
             shown = key
             if len(key) >= _SHORTEST and suspect(key):  # a credential-shaped key (a token as a map key)
                 shown = self._text.lone(valid(key[: self._max + _MARGIN]))

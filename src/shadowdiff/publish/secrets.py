@@ -120,6 +120,12 @@ class KeyFamilies:
         """Whether a key names a count or a limit (`session_count`, `max_tokens`)."""
         return not COUNT_WORDS.isdisjoint(words(key))
 
+    @staticmethod
+    def number_shown(key: str, family: str) -> bool:
+        """Whether a number under `key`, a key of `family`, is shown: a count is (under a token
+        or count-like key), a card number's digits, a numeric PIN or session id are not."""
+        return family != CARD and (family == "token" or KeyFamilies.counts(key))
+
     def of(self, key: str) -> str | None:
         """The family `key` belongs to, or None (not cached: the Redactor caches)."""
         parts = words(key)

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from shadowdiff.compare.patterns import UserPattern
 from shadowdiff.publish.secrets import (
-    CARD, GROUPS, LONE_SHAPES, REDACTED, SHAPES, KeyFamilies, basic_credentials, luhn, model_token, suspect,
+    GROUPS, LONE_SHAPES, REDACTED, SHAPES, KeyFamilies, basic_credentials, luhn, model_token, suspect,
 )  # fmt: skip
 
 _MAX_NESTED = 3  # quoted values scanned inside one another (escaped JSON), at most
@@ -135,11 +135,9 @@ class TextScrubber:
         """Whether a value written under a secret key in text is still shown: a count (a number
         under a token or count-like key), or a model's output token (`"token": "Hello"`: a key
         named just token, a value no credential could be)."""
-        if family == CARD:
-            return False
         bare = value[len(quote) : len(value) - len(quote)] if quote else value
         if _NUMBER.fullmatch(bare):
-            return family == "token" or KeyFamilies.counts(key)
+            return KeyFamilies.number_shown(key, family)
         return model_token(key, bare)
 
 
