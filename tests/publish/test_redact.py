@@ -260,3 +260,9 @@ def test_a_shrunk_long_string_still_says_it_was_cut_and_lone_surrogates_do_not_r
     assert "chars)" in redactor.text("eyJ" + "a" * 1300 + " tail " + "z" * 500)
     assert "hunter2" not in redactor.text("\ud800 password=hunter2")
     assert redactor.value({"x": "1234"}) == {"x": REDACTED}
+
+
+def test_card_numbers_in_a_list_are_hidden_too() -> None:
+    """A card number given as a JSON number inside a list is hidden, as it is under a key."""
+    out = Redactor(LoggingConfig()).value({"cards": [4111111111111111, 7]})
+    assert out == {"cards": [REDACTED, 7]}

@@ -185,9 +185,7 @@ class Redactor:
             return self.cut(text, exact=room[0] >= 0)
         if isinstance(value, str):
             return self.text(value)
-        if type(value) is int and card_number(value):
-            return REDACTED
-        return value
+        return _scalar(value)
 
     def text(self, value: str) -> str:
         """A string as it may be written: secrets hidden, cut, controls escaped (see `_scan`)."""
@@ -299,7 +297,7 @@ class Redactor:
             return scrubbed + ("...(cut)" if hidden else "")
         if not isinstance(value, (dict, list)):
             room[0] -= 1
-            return REDACTED if type(value) is int and card_number(value) else value
+            return _scalar(value)
         if depth >= MAX_DEPTH:
             return f"<nested deeper than {MAX_DEPTH}>"
         depth += 1
@@ -309,7 +307,7 @@ class Redactor:
                 if room[0] < 0:
                     break
                 room[0] -= 1
-                items.append(v if plain(v) else self._scrub(v, depth, embedded, room))
+                items.append(_scalar(v) if plain(v) else self._scrub(v, depth, embedded, room))
             return items
         out = {}
         for key, v in value.items():
@@ -329,6 +327,11 @@ class Redactor:
             else:
                 out[shown] = REDACTED if family is not None else self._scrub(v, depth, embedded, room)
         return out
+
+
+def _scalar(value: Any) -> Any:
+    """A number, flag or null as it may be written: a card number, under any key or none, is hidden."""
+    return REDACTED if type(value) is int and card_number(value) else value
 
 
 @functools.lru_cache(maxsize=4)
