@@ -23,6 +23,11 @@ from typing import Any, Protocol
 # Lanes and sides. The control is the primary's answer as the client got it.
 CONTROL = "primary"
 SHADOW = "shadow"
+# A/A lanes: the primary's own code answering twice (noise evidence, never an outcome).
+SECONDARY = "secondary"  # noise.secondary: a second instance of the primary's version
+REASK = "reask"  # noise.reask_rate: the primary asked once more
+REPEAT = "repeat"  # the same request seen again in live traffic: the primary's earlier answer
+AA_LANES = (SECONDARY, REASK, REPEAT)
 
 # How an exchange with an upstream can fail (Observation.error; the `kind` label).
 ERROR_KINDS = ("connect", "timeout", "reset", "protocol", "too_large")
@@ -31,6 +36,8 @@ ERROR_KINDS = ("connect", "timeout", "reset", "protocol", "too_large")
 MATCH = "match"
 MISMATCH = "mismatch"
 IGNORED = "ignored"
+# Every remaining difference sits at a path where the primary differs from itself too (noise/).
+NOISE = "noise"
 # A candidate lane gave no usable answer; the label says "shadow" for the contract's sake.
 SHADOW_ERROR = "shadow_error"
 
@@ -155,6 +162,9 @@ class Observation:
     body: Body | None = None
     error: str | None = None  # one of ERROR_KINDS
     detail: str = ""
+    # The Host this side was asked with, when it was not the client's (shadow.host_header: own):
+    # absolute URLs it writes carry it where the control's carry the client's ("" : the client's).
+    host: str = ""
 
     @property
     def ok(self) -> bool:
@@ -194,9 +204,17 @@ class Comparison:
 
     Outcome is mismatch if any difference counts, ignored if differences existed and
     rules excused all of them, match if there were none, shadow_error if the lane
-    gave nothing to compare. `oversized` names the sides ("primary", the lane) whose
-    decoded body passed compare.max_decoded_bytes. `duration` is the time spent
-    comparing, waiting for the comparison worker excluded.
+    gave nothing to compare, noise if the noise stage found every difference at a
+    path where the primary differs from itself. `oversized` names the sides
+    ("primary", the lane) whose decoded body passed compare.max_decoded_bytes.
+    `duration` is the time spent comparing, waiting for the comparison worker excluded.
+
+    `differences` holds every difference found, up to the engine's MAX_FOUND (more
+    than compare.max_differences: the noise stage and field statistics see them all;
+    the log lists the first max_differences); `cut` says the engine stopped looking
+    there. `host_explained` holds (part, path) of differences the Host policy explains
+    (the candidate wrote its own authority where the control wrote the client's Host),
+    which are not differences.
     """
 
     exchange: Exchange
@@ -205,6 +223,8 @@ class Comparison:
     differences: tuple[Difference, ...] = ()
     oversized: tuple[str, ...] = ()
     duration: float = 0.0
+    cut: bool = False
+    host_explained: tuple[tuple[str, str], ...] = ()
 
     @property
     def request(self) -> CapturedRequest:
