@@ -181,11 +181,11 @@ def test_every_numeric_key_has_a_bound_by_what_it_measures() -> None:
     import dataclasses
     import typing
 
-    from shadowdiff.config import schema
+    from shadowdiff.config import checks, schema
 
-    own_range = {"sample_rate", "absolute", "relative"}
+    own_range = {"sample_rate", "absolute", "relative", "reask_rate", "relative_threshold", "absolute_threshold"}
     sections = [schema.ListenConfig, schema.PrimaryConfig, schema.ShadowConfig, schema.MirrorConfig,
-                schema.CompareConfig, schema.LoggingConfig, schema.RuleConfig]  # fmt: skip
+                schema.CompareConfig, schema.NoiseConfig, schema.LoggingConfig, schema.RuleConfig]  # fmt: skip
     for section in sections:
         hints = typing.get_type_hints(section)
         for spec in dataclasses.fields(section):
@@ -193,8 +193,8 @@ def test_every_numeric_key_has_a_bound_by_what_it_measures() -> None:
             if not numeric or spec.name in own_range:
                 continue
             if hints[spec.name] in (float, float | None):
-                assert spec.name.endswith(("timeout", "cooldown")), f"{section.__name__}.{spec.name}"
-            assert schema.bound_problem(spec.name, 10**13) is not None, f"{section.__name__}.{spec.name}"
+                assert spec.name.endswith(("timeout", "cooldown", "_window")), f"{section.__name__}.{spec.name}"
+            assert checks.bound_problem(spec.name, 10**13) is not None, f"{section.__name__}.{spec.name}"
 
 
 def test_huge_numbers_in_yaml_are_an_error_not_a_traceback(tmp_path: Path) -> None:

@@ -1,14 +1,15 @@
-"""Configuration: typed sections (`schema`), loading and showing (`load`), and which
+"""Configuration: typed sections (`schema`) and their value checks (`checks`), loading and showing (`load`), and which
 changes a running proxy can take (`live`)."""
 
+from shadowdiff.config.checks import SECRET_MASK
 from shadowdiff.config.load import dump, from_mapping, load, mask_url, to_mapping
 from shadowdiff.config.schema import (
-    MiB, SECRET_MASK, AdminConfig, CompareConfig, Config, ConfigError, HostPort, ListenConfig, LoggingConfig,
-    MirrorConfig, PrimaryConfig, RuleConfig, ShadowConfig,
+    MiB, AdminConfig, CompareConfig, Config, ConfigError, HostPort, ListenConfig, LoggingConfig,
+    MirrorConfig, NoiseConfig, PrimaryConfig, RuleConfig, ShadowConfig,
 )  # fmt: skip
 
 __all__ = [
     "MiB", "SECRET_MASK", "AdminConfig", "CompareConfig", "Config", "ConfigError", "HostPort", "ListenConfig",
-    "LoggingConfig", "MirrorConfig", "PrimaryConfig", "RuleConfig", "ShadowConfig",
+    "LoggingConfig", "MirrorConfig", "NoiseConfig", "PrimaryConfig", "RuleConfig", "ShadowConfig",
     "dump", "from_mapping", "load", "mask_url", "to_mapping",
 ]  # fmt: skip

@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 from yarl import URL
 
-from shadowdiff.config.schema import SECRET_MASK, Config, ConfigError, HostPort, bound_problem, mask_credentials
+from shadowdiff.config.checks import SECRET_MASK, bound_problem, mask_credentials
+from shadowdiff.config.schema import Config, ConfigError, HostPort
 
 # -- loading ---------------------------------------------------------------------
 

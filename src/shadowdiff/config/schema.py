@@ -8,25 +8,16 @@ sizes, upstream URLs): `config.live.restart_changes()` reads it. Everything else
 
 from __future__ import annotations
 
-import ipaddress
-import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from yarl import URL
+from shadowdiff.config.checks import (
+    fraction, header_name, http_methods, lower_names, networks, non_negative, one_of, positive,
+    regex, regexes, route_templates, json_path, upstream_url,
+)  # fmt: skip
 
 MiB = 1024 * 1024
-SECRET_MASK = "**********"
-
-# Upper bounds by what a numeric key measures, read from its name (tests/config checks
-# that every numeric key is one of these): durations (`*timeout`, `*cooldown`) in
-# seconds, sizes (`*_bytes`), and counts (every other whole number). Past them a value
-# is a typo, not a setting, and would overflow later (a timer, an allocation).
-MAX_SECONDS = 86_400  # a day
-MAX_BYTES = 1 << 40  # 1 TiB
-MAX_COUNT = 1_000_000
 
 
 class ConfigError(ValueError):
@@ -56,142 +47,6 @@ class HostPort:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-# -- field checks: each returns an error message or None -------------------------
-
-
-def bound_problem(name: str, value: float) -> str | None:
-    """The upper bound a numeric key `name` has by what it measures (see MAX_SECONDS), broken or not."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if not math.isfinite(value):
-        return f"must be a finite number, got {value}"
-    if name.endswith(("timeout", "cooldown")):
-        limit, unit = MAX_SECONDS, " seconds (a day)"
-    elif name.endswith("_bytes"):
-        limit, unit = MAX_BYTES, " bytes (1 TiB)"
-    elif isinstance(value, int):
-        limit, unit = MAX_COUNT, ""
-    else:
-        return None  # fractions and tolerances: their own checks
-    if value <= limit:
-        return None
-    shown = str(value) if isinstance(value, float) or value.bit_length() < 80 else f"a number of {value.bit_length()} bits"
-    return f"must be at most {limit}{unit}, got {shown}"
-
-
-def mask_credentials(text: str) -> str:
-    """`text` (a message, a URL yarl may not even parse) with, on each line, everything before
-    the last `@` masked from the last `//` before it (or, without one, from the start of the
-    word holding it):
-    an error message about an upstream URL never prints its password, even one with quotes,
-    spaces or `@` in it."""
-    lines = []
-    for line in text.split("\n"):
-        at = line.rfind("@")
-        if at >= 0:
-            scheme = line.rfind("//", 0, at)  # masking too much of a message beats printing a password
-            start = scheme + 2 if scheme >= 0 else max(line.rfind(c, 0, at) for c in " '\"{(=") + 1
-            line = line[:start] + SECRET_MASK + line[at:]
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be greater than 0, got {value}"
-
-
-def _non_negative(value: float) -> str | None:
-    return None if value >= 0 else f"must be 0 or more, got {value}"
-
-
-def _fraction(value: float) -> str | None:
-    return None if 0 <= value <= 1 else f"must be between 0 and 1, got {value}"
-
-
-def _upstream_url(value: str) -> str | None:
-    try:
-        url = URL(value)
-    except ValueError as exc:
-        return f"not a valid URL ({exc}): {value!r}"
-    if url.scheme not in ("http", "https"):
-        return f"must be an http:// or https:// URL, got {value!r}"
-    if not url.host:
-        return f"must name a host, got {value!r}"
-    if url.query_string or url.fragment:
-        return f"must not carry a query or fragment, got {value!r}"
-    return None
-
-
-def _header_name(value: str) -> str | None:
-    allowed = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    if value and set(value) <= allowed:
-        return None
-    return f"must be an HTTP header name, got {value!r}"
-
-
-def _one_of(*choices: str) -> Callable[[str], str | None]:
-    def check(value: str) -> str | None:
-        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
-
-    return check
-
-
-def _http_methods(value: tuple[str, ...]) -> str | None:
-    bad = [m for m in value if not m.isalpha() or m != m.upper()]
-    return f"must be upper-case HTTP method names, got {bad}" if bad else None
-
-
-def _route_templates(value: tuple[str, ...]) -> str | None:
-    bad = [t for t in value if not t.startswith("/")]
-    if bad:
-        return f"templates must start with '/', got {bad}"
-    # A template is a metric label and a log field as it is: printable, no spaces.
-    unprintable = [t for t in value if any(c.isspace() or not c.isprintable() for c in t)]
-    return f"templates must not hold spaces or control characters, got {unprintable}" if unprintable else None
-
-
-def _json_path(value: str) -> str | None:
-    from shadowdiff.compare.paths import PathError, parse
-
-    try:
-        parse(value)
-    except PathError as exc:
-        return str(exc)
-    return None
-
-
-def _regex(value: str) -> str | None:
-    """A user's regex must run on RE2 (linear time): see shadowdiff.compare.patterns."""
-    from shadowdiff.compare.patterns import PatternError, check
-
-    try:
-        check(value)
-    except PatternError as exc:
-        return str(exc)
-    return None
-
-
-def _regexes(value: tuple[str, ...]) -> list[str]:
-    """Each entry a pattern RE2 can run; problems name the entry."""
-    return [f"[{index}]: {message}" for index, pattern in enumerate(value) if (message := _regex(pattern))]
-
-
-def _networks(value: tuple[str, ...]) -> list[str]:
-    """Each entry an IP network in CIDR form (or one address); problems name the entry."""
-    out = []
-    for index, entry in enumerate(value):
-        try:
-            ipaddress.ip_network(entry, strict=True)
-        except ValueError as exc:
-            out.append(f"[{index}]: not an IP network in CIDR form ({exc}): {entry!r}")
-    return out
-
-
-def _lower_names(value: tuple[str, ...]) -> str | None:
-    bad = [v for v in value if _header_name(v)]
-    return f"must be header names, got {bad}" if bad else None
 
 
 def _setting(
@@ -235,57 +90,57 @@ TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192
 @dataclass(frozen=True, slots=True)
 class ListenConfig:
     address: HostPort = _setting(HostPort("0.0.0.0", 8080))
-    max_request_body_bytes: int = _setting(10 * MiB, _non_negative)
-    max_connections: int = _setting(1024, _positive)
-    max_headers: int = _setting(MAX_REQUEST_HEADERS, _positive)
-    max_header_line_bytes: int = _setting(MAX_HEADER_LINE_BYTES, _positive)
-    max_head_bytes: int = _setting(MAX_HEAD_BYTES, _positive)
-    head_timeout: float = _setting(10.0, _positive, restart=True)  # the TrafficServer takes it at start
-    idle_timeout: float = _setting(75.0, _positive)
-    request_timeout: float = _setting(60.0, _positive)
-    shutdown_timeout: float = _setting(15.0, _non_negative)
-    workers: int = _setting(1, _positive)  # processes sharing the port (SO_REUSEPORT); bounds apply per process
-    trusted_proxies: tuple[str, ...] = _setting(TRUSTED_PROXIES, _networks)
+    max_request_body_bytes: int = _setting(10 * MiB, non_negative)
+    max_connections: int = _setting(1024, positive)
+    max_headers: int = _setting(MAX_REQUEST_HEADERS, positive)
+    max_header_line_bytes: int = _setting(MAX_HEADER_LINE_BYTES, positive)
+    max_head_bytes: int = _setting(MAX_HEAD_BYTES, positive)
+    head_timeout: float = _setting(10.0, positive, restart=True)  # the TrafficServer takes it at start
+    idle_timeout: float = _setting(75.0, positive)
+    request_timeout: float = _setting(60.0, positive)
+    shutdown_timeout: float = _setting(15.0, non_negative)
+    workers: int = _setting(1, positive)  # processes sharing the port (SO_REUSEPORT); bounds apply per process
+    trusted_proxies: tuple[str, ...] = _setting(TRUSTED_PROXIES, networks)
 
 
 @dataclass(frozen=True, slots=True)
 class PrimaryConfig:
-    url: str = _setting("", _upstream_url, secret=True, restart=True)
-    timeout: float = _setting(30.0, _positive)
-    connect_timeout: float = _setting(5.0, _positive)
-    max_connections: int = _setting(1000, _positive, restart=True)
-    max_headers: int = _setting(MAX_HEADERS, _positive, restart=True)
-    max_header_line_bytes: int = _setting(MAX_HEADER_LINE_BYTES, _positive, restart=True)
+    url: str = _setting("", upstream_url, secret=True, restart=True)
+    timeout: float = _setting(30.0, positive)
+    connect_timeout: float = _setting(5.0, positive)
+    max_connections: int = _setting(1000, positive, restart=True)
+    max_headers: int = _setting(MAX_HEADERS, positive, restart=True)
+    max_header_line_bytes: int = _setting(MAX_HEADER_LINE_BYTES, positive, restart=True)
 
 
 @dataclass(frozen=True, slots=True)
 class ShadowConfig:
-    url: str = _setting("", _upstream_url, secret=True, restart=True)
-    timeout: float = _setting(5.0, _positive)
-    connect_timeout: float = _setting(1.0, _positive)
-    host_header: str = _setting("own", _one_of("own", "client"), restart=True)
-    max_headers: int = _setting(MAX_HEADERS, _positive, restart=True)
-    max_header_line_bytes: int = _setting(MAX_HEADER_LINE_BYTES, _positive, restart=True)
+    url: str = _setting("", upstream_url, secret=True, restart=True)
+    timeout: float = _setting(5.0, positive)
+    connect_timeout: float = _setting(1.0, positive)
+    host_header: str = _setting("own", one_of("own", "client"), restart=True)
+    max_headers: int = _setting(MAX_HEADERS, positive, restart=True)
+    max_header_line_bytes: int = _setting(MAX_HEADER_LINE_BYTES, positive, restart=True)
 
 
 @dataclass(frozen=True, slots=True)
 class MirrorConfig:
     enabled: bool = _setting(True)
-    sample_rate: float = _setting(1.0, _fraction)
-    sample_key: str | None = _setting(None, _header_name)
-    methods: tuple[str, ...] = _setting(("GET", "HEAD", "OPTIONS"), _http_methods)
+    sample_rate: float = _setting(1.0, fraction)
+    sample_key: str | None = _setting(None, header_name)
+    methods: tuple[str, ...] = _setting(("GET", "HEAD", "OPTIONS"), http_methods)
     include_paths: tuple[str, ...] = _setting(())
     exclude_paths: tuple[str, ...] = _setting(())
-    max_in_flight: int = _setting(100, _positive, restart=True)  # also the shadow's pool size
-    max_body_bytes: int = _setting(1 * MiB, _non_negative)
+    max_in_flight: int = _setting(100, positive, restart=True)  # also the shadow's pool size
+    max_body_bytes: int = _setting(1 * MiB, non_negative)
     # Request bodies held for mirroring, all requests together; past it a body is streamed
     # to the primary and not mirrored (skip reason buffer_full).
-    max_buffered_bytes: int = _setting(64 * MiB, _non_negative)
-    marker_header: str = _setting("X-Shadow-Request", _header_name, restart=True)
+    max_buffered_bytes: int = _setting(64 * MiB, non_negative)
+    marker_header: str = _setting("X-Shadow-Request", header_name, restart=True)
     marker_value: str = _setting("true", restart=True)
-    drain_timeout: float = _setting(5.0, _non_negative)
-    breaker_failures: int = _setting(20, _non_negative, restart=True)
-    breaker_cooldown: float = _setting(5.0, _positive, restart=True)
+    drain_timeout: float = _setting(5.0, non_negative)
+    breaker_failures: int = _setting(20, non_negative, restart=True)
+    breaker_cooldown: float = _setting(5.0, positive, restart=True)
 
 
 RULE_KINDS = ("ignore", "mask", "tolerance", "unordered", "ignore_header")
@@ -303,14 +158,14 @@ _RULE_USES = {
 class RuleConfig:
     """One comparison rule. Every rule says why (`reason`); `routes` limits where it applies."""
 
-    kind: str = _setting("", _one_of(*RULE_KINDS))
+    kind: str = _setting("", one_of(*RULE_KINDS))
     reason: str = _setting("")
-    path: str | None = _setting(None, _json_path)
-    pattern: str | None = _setting(None, _regex)
-    header: str | None = _setting(None, _header_name)
-    absolute: float | None = _setting(None, _non_negative)
-    relative: float | None = _setting(None, _non_negative)
-    routes: tuple[str, ...] = _setting((), _route_templates)
+    path: str | None = _setting(None, json_path)
+    pattern: str | None = _setting(None, regex)
+    header: str | None = _setting(None, header_name)
+    absolute: float | None = _setting(None, non_negative)
+    relative: float | None = _setting(None, non_negative)
+    routes: tuple[str, ...] = _setting((), route_templates)
 
     def problems(self) -> list[str]:
         """Problems that involve several keys, as `key: message` relative to this rule."""
@@ -334,13 +189,30 @@ class RuleConfig:
 
 @dataclass(frozen=True, slots=True)
 class CompareConfig:
-    max_body_bytes: int = _setting(1 * MiB, _non_negative)
-    max_decoded_bytes: int = _setting(8 * MiB, _non_negative)
-    offload_bytes: int = _setting(64 * 1024, _non_negative)
-    max_differences: int = _setting(20, _positive)
-    timeout: float = _setting(10.0, _positive)  # per job in the comparison worker, from its start
-    max_queued: int = _setting(32, _non_negative)  # jobs waiting for the worker; past it: skip compare_queue_full
+    max_body_bytes: int = _setting(1 * MiB, non_negative)
+    max_decoded_bytes: int = _setting(8 * MiB, non_negative)
+    offload_bytes: int = _setting(64 * 1024, non_negative)
+    max_differences: int = _setting(20, positive)
+    timeout: float = _setting(10.0, positive)  # per job in the comparison worker, from its start
+    max_queued: int = _setting(32, non_negative)  # jobs waiting for the worker; past it: skip compare_queue_full
     rules: tuple[RuleConfig, ...] = _setting(())
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseConfig:
+    """A/A evidence (the primary's code against itself) and the verdicts drawn from it (shadowdiff.noise)."""
+
+    secondary: str | None = _setting(None, upstream_url, secret=True, restart=True)  # a 2nd instance of the primary
+    reask_rate: float = _setting(0.0, fraction)  # share of mirrored GET/HEAD asked of the primary again
+    repeats: bool = _setting(True)  # identical requests seen again in live traffic (no deployment, no extra call)
+    repeat_window: float = _setting(60.0, positive)  # seconds an answer is kept for a repeat
+    repeat_max_bytes: int = _setting(4 * MiB, non_negative)  # answers kept for repeats, all together
+    min_observations: int = _setting(20, positive)  # A/A comparisons on a route before a verdict
+    relative_threshold: float = _setting(0.2, non_negative)  # Diffy's rule, on rates
+    absolute_threshold: float = _setting(0.0003, fraction)
+    max_fields: int = _setting(4000, positive, restart=True)  # (route, part, path) statistics kept, in all
+    max_paths_per_route: int = _setting(200, positive, restart=True)
+    max_field_series: int = _setting(1000, positive, restart=True)  # shadowdiff_field_differences_total series
 
 
 MAX_METRICS_INTERVAL = 60.0  # a scrape every 15-60 s is usual: a longer reuse would hide changes
@@ -364,16 +236,16 @@ class AdminConfig:
 class LoggingConfig:
     """What is written, and what is never written (publish/redact.py says what is hidden by default)."""
 
-    level: str = _setting("info", _one_of("debug", "info", "warning", "error"))
+    level: str = _setting("info", one_of("debug", "info", "warning", "error"))
     access_log: bool = _setting(False, restart=True)
-    max_value_chars: int = _setting(200, _positive)
+    max_value_chars: int = _setting(200, positive)
     # Header names whose values are always hidden, besides every name in a key family.
     redact_headers: tuple[str, ...] = _setting(
-        ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"), _lower_names
+        ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"), lower_names
     )
     redact_fields: tuple[str, ...] = _setting(())  # key terms added to the built-in families
     redact_keep: tuple[str, ...] = _setting(())  # family terms or whole key names never hidden
-    redact_patterns: tuple[str, ...] = _setting((), _regexes)  # RE2 patterns hidden wherever they match
+    redact_patterns: tuple[str, ...] = _setting((), regexes)  # RE2 patterns hidden wherever they match
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +255,7 @@ class Config:
     shadow: ShadowConfig = _setting(ShadowConfig())
     mirror: MirrorConfig = _setting(MirrorConfig())
     compare: CompareConfig = _setting(CompareConfig())
-    routes: tuple[str, ...] = _setting((), _route_templates)
+    noise: NoiseConfig = _setting(NoiseConfig())
+    routes: tuple[str, ...] = _setting((), route_templates)
     admin: AdminConfig = _setting(AdminConfig())
     logging: LoggingConfig = _setting(LoggingConfig())
