@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.exposition import generate_latest
 
 from shadowdiff import log
-from shadowdiff.model import CONTROL, ERROR_KINDS, SHADOW
+from shadowdiff.model import AA_LANES, CONTROL, ERROR_KINDS, SHADOW
 
 # Set by `serve --workers N` for its workers only: prometheus-client then keeps every value in
 # a per-process file in that directory, and the supervisor's /metrics sums them
@@ -38,6 +38,11 @@ SKIP_REASONS = (
 COMPARE_FAILURE_REASONS = ("timeout", "worker_died", "worker_unavailable", "engine_error")
 
 EVICTION_REASONS = ("slow_head", "idle")  # proxy/edge.py
+# A/A comparisons (noise evidence) by how they ended, and why an A/A copy or comparison was skipped.
+AA_OUTCOMES = ("match", "differ", "ignored", "error")
+AA_SKIP_REASONS = ("overload", "unhealthy", "compare_queue_full")
+VERDICTS = ("noise", "regression", "undecided")  # shadowdiff.noise.verdict
+OTHER_FIELD = "other"  # the path label past noise.max_field_series
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _COMPARE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
@@ -216,6 +221,35 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.aa_comparisons = _Children(
+            Counter(
+                "shadowdiff_aa_comparisons",
+                "A/A comparisons (the primary's code against itself: noise evidence) by source "
+                "(secondary, reask, repeat) and outcome (match, differ, ignored, error).",
+                ["source", "outcome"],
+                registry=registry,
+            )
+        )
+        self.aa_skipped = _Children(
+            Counter(
+                "shadowdiff_aa_skipped",
+                "A/A copies or comparisons not made, by source and reason (overload: the lane's in-flight cap; "
+                "unhealthy: its breaker is open; compare_queue_full: the worker's queue is half full).",
+                ["source", "reason"],
+                registry=registry,
+            )
+        )
+        self.field_differences = _Children(
+            Counter(
+                "shadowdiff_field_differences",
+                "Shadow differences by route, field path (array indices as [*]; 'other' past "
+                "noise.max_field_series) and the path's verdict when counted (noise, regression, undecided).",
+                ["route", "path", "verdict"],
+                registry=registry,
+            )
+        )
+        self.max_field_series = 1000  # (route, path) pairs with a series of their own (noise.max_field_series)
+        self._field_series: set[tuple[str, str]] = set()
         self._log_dropped_seen = 0
         self._sink_dropped: dict[str, tuple[Callable[[], int], list[int]]] = {}
         self._up: dict[str, bool] = {}
@@ -232,6 +266,19 @@ class Metrics:
         for upstream in UPSTREAMS:
             for kind in ERROR_KINDS:
                 self.upstream_errors.labels(upstream, kind)
+        for source in AA_LANES:
+            for outcome in AA_OUTCOMES:
+                self.aa_comparisons.labels(source, outcome)
+
+    def field_difference(self, route: str, path: str, verdict: str) -> None:
+        """One shadow difference at `path` on `route`; past max_field_series (route, path) pairs, under 'other'."""
+        key = (route, path)
+        if key not in self._field_series:
+            if len(self._field_series) >= self.max_field_series:
+                path = OTHER_FIELD
+            else:
+                self._field_series.add(key)
+        self.field_differences.labels(route, path, verdict).inc()
 
     def watch_in_flight(self, read: Callable[[], int]) -> None:
         """shadow_in_flight reads `read()` at scrape time (in a worker: at each refresh())."""

@@ -214,7 +214,8 @@ class Comparison:
     the log lists the first max_differences); `cut` says the engine stopped looking
     there. `host_explained` holds (part, path) of differences the Host policy explains
     (the candidate wrote its own authority where the control wrote the client's Host),
-    which are not differences.
+    which are not differences. `verdicts`, once the noise stage has judged a shadow
+    comparison, holds each difference's verdict (noise, regression, undecided), in order.
     """
 
     exchange: Exchange
@@ -225,6 +226,7 @@ class Comparison:
     duration: float = 0.0
     cut: bool = False
     host_explained: tuple[tuple[str, str], ...] = ()
+    verdicts: tuple[str, ...] = ()
 
     @property
     def request(self) -> CapturedRequest:

@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import random
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -31,7 +33,12 @@ from shadowdiff.experiment.lanes import Lane
 from shadowdiff.experiment.mirror import Mirror
 from shadowdiff.http.upstream import Limits, Upstream
 from shadowdiff.metrics import Metrics
-from shadowdiff.model import CONTROL, SHADOW
+from shadowdiff.model import CONTROL, REASK, SECONDARY, SHADOW, CapturedRequest
+from shadowdiff.noise import shared as fields_file
+from shadowdiff.noise.fields import FieldStats
+from shadowdiff.noise.repeats import Repeats
+from shadowdiff.noise.stage import NoiseStage
+from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.proxy.access_log import access_log_class
 from shadowdiff.proxy.handler import Proxy
 from shadowdiff.proxy.listener import MalformedRequests, TrafficServer
@@ -63,35 +70,78 @@ class ShadowDiff:
         self.primary = Upstream(CONTROL, config.primary.url, _primary_limits(config))
         redactor = Redactor(config.logging)  # one, for every sink and the comparison worker
         self.comparator = Comparator(config.compare, redactor)
-        self.publisher = Publisher(metrics, redactor, [LogSink(), *extra_sinks])
+        noise = config.noise
+        self.fields = FieldStats(
+            _thresholds(config),
+            max_fields=noise.max_fields,
+            max_paths_per_route=noise.max_paths_per_route,
+            redact=lambda difference: self.publisher.redactor.difference(difference),  # the live redactor
+        )
+        metrics.max_field_series = noise.max_field_series
+        stage = NoiseStage(self.fields, on_field=metrics.field_difference)
+        self.publisher = Publisher(metrics, redactor, [LogSink(), *extra_sinks], stages=[stage])
+        self.publisher.listed = config.compare.max_differences
 
         def skipped(reason: str) -> None:
             metrics.mirror_skipped.labels(reason).inc()
 
-        self.shadow = Lane(
-            SHADOW,
-            Upstream(SHADOW, config.shadow.url, _shadow_limits(config)),
-            max_in_flight=config.mirror.max_in_flight,
-            breaker=Breaker(config.mirror.breaker_failures, config.mirror.breaker_cooldown),
-            marker=(config.mirror.marker_header, config.mirror.marker_value),
-            client_host=config.shadow.host_header == "client",
-            metrics=metrics,
-            on_skip=skipped,
+        def aa_skipped(source: str, reason: str) -> None:
+            metrics.aa_skipped.labels(source, "unhealthy" if reason.endswith("_unhealthy") else reason).inc()
+
+        self.shadow = self._lane(SHADOW, config.shadow.url, on_skip=skipped)
+        # A/A lanes (noise evidence): each under the shadow's bounds, with its own pool and breaker.
+        # The re-ask lane always exists (noise.reask_rate may change live); at rate 0 it takes nothing.
+        self.reask = self._lane(
+            REASK, config.primary.url, on_skip=lambda reason: aa_skipped(REASK, reason), accepts=self._reasked
+        )
+        self.secondary = (
+            self._lane(SECONDARY, noise.secondary, on_skip=lambda reason: aa_skipped(SECONDARY, reason))
+            if noise.secondary
+            else None
         )
         self.budget = BufferBudget(config.mirror.max_buffered_bytes)
         self.mirror = Mirror(
-            [self.shadow],
+            [self.shadow, *filter(None, (self.secondary, self.reask))],
             comparator=self.comparator,
             publisher=self.publisher,
             metrics=metrics,
             on_skip=skipped,
             budget=self.budget,
+            repeats=_repeats(config),
+            on_aa_skip=aa_skipped,
         )
         self.proxy = Proxy(self.runtime, metrics=metrics, primary=self.primary, mirror=self.mirror, budget=self.budget)
+        self._random = random.random
         self.ready = False
         self._traffic: web.BaseRunner | None = None
         self._admin: web.BaseRunner | None = None
         self._malformed: MalformedRequests | None = None
+
+    def _lane(self, name: str, url: str, *, on_skip: Callable[[str], None], **options: Any) -> Lane:
+        """A background lane under the shadow's bounds. A re-ask goes as the client's request
+        would (no marker, the client's Host); a shadow or a secondary is marked and gets the
+        shadow's Host policy."""
+        config, reask = self.config, name == REASK
+        return Lane(
+            name,
+            Upstream(name, url, _shadow_limits(config)),
+            max_in_flight=config.mirror.max_in_flight,
+            breaker=Breaker(config.mirror.breaker_failures, config.mirror.breaker_cooldown),
+            marker=None if reask else (config.mirror.marker_header, config.mirror.marker_value),
+            client_host=reask or config.shadow.host_header == "client",
+            metrics=self.metrics,
+            on_skip=on_skip,
+            **options,
+        )
+
+    def _reasked(self, request: CapturedRequest) -> bool:
+        """noise.reask_rate of mirrored GET and HEAD requests, never another method."""
+        rate = self.runtime.current.noise.reask_rate
+        return rate > 0.0 and request.method in ("GET", "HEAD") and self._random() < rate
+
+    @property
+    def lanes(self) -> tuple[Lane, ...]:
+        return self.mirror.lanes
 
     def apply(self, config: Config) -> None:
         """Serve with `config` from the next request on. Raises runtime.RestartRequired, and
@@ -101,10 +151,19 @@ class ShadowDiff:
         self.primary.set_timeouts(
             connect_timeout=config.primary.connect_timeout, read_timeout=config.primary.timeout, total_timeout=None
         )
-        self.shadow.upstream.set_timeouts(
-            connect_timeout=config.shadow.connect_timeout, read_timeout=None, total_timeout=config.shadow.timeout
-        )
+        for lane in self.lanes:
+            lane.upstream.set_timeouts(
+                connect_timeout=config.shadow.connect_timeout, read_timeout=None, total_timeout=config.shadow.timeout
+            )
         self.comparator.configure(config.compare)
+        self.publisher.listed = config.compare.max_differences
+        self.fields.thresholds = _thresholds(config)
+        if (self.mirror.repeats is None) != (not config.noise.repeats) or (
+            self.mirror.repeats is not None
+            and (self.mirror.repeats.window, self.mirror.repeats.max_bytes)
+            != (config.noise.repeat_window, config.noise.repeat_max_bytes)
+        ):
+            self.mirror.repeats = _repeats(config)
         self.publisher.redactor = self.comparator.redactor = Redactor(config.logging)
         self.budget.limit = config.mirror.max_buffered_bytes
         self.scrapes.min_interval = config.admin.metrics_min_interval
@@ -121,10 +180,13 @@ class ShadowDiff:
     async def _start(self) -> None:
         config = self.config
         await self.primary.start()
-        await self.shadow.upstream.start()
+        for lane in self.lanes:
+            await lane.upstream.start()
         if self._serve_admin:
             self._admin = web.AppRunner(
-                create_admin_app(self.scrapes.get, ready=lambda: self.ready), handle_signals=False, access_log=None
+                create_admin_app(self.scrapes.get, ready=lambda: self.ready, fields=self.fields.snapshot),
+                handle_signals=False,
+                access_log=None,
             )
             await self._admin.setup()
             await web.TCPSite(self._admin, config.admin.listen.host, config.admin.listen.port).start()
@@ -170,6 +232,9 @@ class ShadowDiff:
             primary=mask_url(config.primary.url),
             shadow=mask_url(config.shadow.url) if config.mirror.enabled else None,
             mirror=config.mirror.enabled,
+            secondary=mask_url(config.noise.secondary) if config.noise.secondary else None,
+            reask_rate=config.noise.reask_rate,
+            repeats=config.noise.repeats,
         )
 
     async def _probe_shadow(self) -> None:
@@ -203,7 +268,8 @@ class ShadowDiff:
         await asyncio.to_thread(self.publisher.close)  # sinks' own threads: off the loop
         await self.comparator.close()
         await self.primary.close()
-        await self.shadow.upstream.close()
+        for lane in self.lanes:
+            await lane.upstream.close()
         if admin is not None:
             await admin.cleanup()
         if self._malformed is not None:
@@ -219,6 +285,16 @@ class ShadowDiff:
     @property
     def admin_address(self) -> HostPort:
         return _bound(self._admin)
+
+
+def _thresholds(config: Config) -> Thresholds:
+    noise = config.noise
+    return Thresholds(noise.relative_threshold, noise.absolute_threshold, noise.min_observations)
+
+
+def _repeats(config: Config) -> Repeats | None:
+    noise = config.noise
+    return Repeats(noise.repeat_window, noise.repeat_max_bytes) if noise.repeats else None
 
 
 def _primary_limits(config: Config) -> Limits:
@@ -266,9 +342,12 @@ async def serve(
         tune_gc()
         if on_ready is not None:
             on_ready(service)
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if refresh_metrics else None
         while not stop.is_set():
             if refresh_metrics:
                 service.metrics.refresh()
+            if shared:  # the supervisor's /api/v1 reads it
+                await asyncio.to_thread(fields_file.write, shared, service.fields.snapshot())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0 if refresh_metrics else None)
         log.event("info", "stopping")
@@ -276,6 +355,8 @@ async def serve(
         await service.stop()
         if refresh_metrics:
             service.metrics.refresh()
+            if shared := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                fields_file.write(shared, service.fields.snapshot())
     return 0
 
 

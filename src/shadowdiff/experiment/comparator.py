@@ -117,15 +117,19 @@ class Comparator:
         comparison.duration = time.perf_counter() - started
         return comparison
 
-    async def compare(self, exchange: Exchange, lane: str, rules: RuleSet, *, inline: bool = True) -> Comparison:
+    async def compare(
+        self, exchange: Exchange, lane: str, rules: RuleSet, *, inline: bool = True, spare: bool = False
+    ) -> Comparison:
         """The control compared with `lane`, inline or in the worker (`inline=False`: in the worker,
-        compare_now() having said so). Raises CompareFailed or ComparisonQueueFull, nothing else."""
+        compare_now() having said so). `spare`: a comparison that may use only the queue's first
+        half (A/A evidence: it must not crowd the shadow's out). Raises CompareFailed or
+        ComparisonQueueFull, nothing else."""
         if inline:
             comparison = self.compare_now(exchange, lane, rules)
             if comparison is not None:
                 return comparison
         control_view, candidate_view = body_view(exchange.control), body_view(exchange.candidates[lane])
-        body, spent = await self._offloaded(control_view, candidate_view, rules)
+        body, spent = await self._offloaded(control_view, candidate_view, rules, spare=spare)
         try:
             started = time.perf_counter()
             comparison = assemble(exchange, lane, rules, self.limits, body)
@@ -142,9 +146,12 @@ class Comparator:
             return False  # the decoded size is unknown until decoded
         return max(p.size, s.size) <= self._offload_bytes
 
-    async def _offloaded(self, control: BodyView, candidate: BodyView, rules: RuleSet) -> tuple[BodyResult, float]:
+    async def _offloaded(
+        self, control: BodyView, candidate: BodyView, rules: RuleSet, *, spare: bool = False
+    ) -> tuple[BodyResult, float]:
         # What waits is the queue, less the job about to start when the worker is idle.
-        if len(self._queue) >= self._max_queued + (0 if self._busy else 1):
+        room = self._max_queued // 2 if spare else self._max_queued
+        if len(self._queue) >= room + (0 if self._busy else 1):
             raise ComparisonQueueFull(f"{len(self._queue)} comparisons already wait for the worker (compare.max_queued)")
         future: asyncio.Future[tuple[BodyResult, float]] = asyncio.get_running_loop().create_future()
         self._queue.append(((control, candidate, rules, self.limits, self.redactor), future))

@@ -1,10 +1,17 @@
 """A lane: one background leg of every experiment, under its own bounds.
 
-The shadow is a lane today; a secondary, a re-ask of the primary or a second
-candidate will be lanes too. Each has its own upstream (so its own connection pool
-and deadlines), its own circuit breaker and its own in-flight cap, and marks its
-copy the same way. Past a bound a copy is dropped and the reason reported to the
-lane's `on_skip` (for the shadow: `shadowdiff_mirror_skipped_total`), never queued.
+The shadow is a lane; so are the A/A lanes of noise detection: the secondary (a
+second instance of the primary's version) and the re-ask (the primary asked once
+more). Each has its own upstream (so its own connection pool and deadlines), its
+own circuit breaker and its own in-flight cap. Past a bound a copy is dropped and
+the reason reported to the lane's `on_skip` (for the shadow:
+`shadowdiff_mirror_skipped_total`; for A/A lanes: `shadowdiff_aa_skipped_total`),
+never queued.
+
+Copies to a shadow or a secondary carry the marker header; a re-ask does not (the
+marker never reaches the primary), but it carries the original's X-Request-Id, so
+the primary's own logs can tell it apart. `accepts` narrows which requests a lane
+takes (the re-ask: a sample of GET and HEAD).
 """
 
 from __future__ import annotations
@@ -27,19 +34,23 @@ class Lane:
         *,
         max_in_flight: int,
         breaker: Breaker,
-        marker: tuple[str, str],
+        marker: tuple[str, str] | None,
         client_host: bool,
         metrics: Metrics,
         on_skip: Callable[[str], None],
+        accepts: Callable[[CapturedRequest], bool] | None = None,
     ) -> None:
         self.name = name
         self.upstream = upstream
         self.max_in_flight = max_in_flight
         self.breaker = breaker
-        self._marker_header, self._marker_value = marker
+        self._marker = marker
         self._client_host = client_host  # send the client's Host (else the upstream's own authority)
+        # The Host its answers are written for when it is not the client's (Observation.host).
+        self.host = "" if client_host else upstream.authority
         self._metrics = metrics
         self.on_skip = on_skip
+        self.accepts = accepts
         self.in_flight = 0
 
     def admit(self) -> bool:
@@ -57,9 +68,10 @@ class Lane:
         self.in_flight -= 1
 
     def headers_for(self, request: CapturedRequest) -> CIMultiDict[str]:
-        """The primary's request headers, marked as a copy, with the Host policy applied."""
+        """The primary's request headers, marked as a copy (but for the primary), with the Host policy applied."""
         headers = CIMultiDict(request.headers)
-        headers[self._marker_header] = self._marker_value
+        if self._marker is not None:
+            headers[self._marker[0]] = self._marker[1]
         if self._client_host and request.client_host:
             headers["Host"] = request.client_host
         else:
@@ -76,6 +88,8 @@ class Lane:
     def observed(self, request: CapturedRequest, observation: Observation) -> Observation:
         """Count the lane's answer and tell the breaker (`send()` does; the one-lane path calls it itself)."""
         self.breaker.record(observation.ok)
+        if self.host and request.client_host:
+            observation.host = self.host
         if observation.ok:
             assert observation.status is not None
             self._metrics.upstream_answered(self.name, request.route, observation.status, observation.elapsed)

@@ -9,7 +9,14 @@ breaker), and if any did, one background task runs the experiment:
    client), at most `shadow.timeout` more: a primary still streaming then (a long
    download, an event stream) gives up the exchange, counted `primary_unfinished`,
    and the relay stops capturing at its next chunk;
-3. compare each lane with the control, and publish each comparison.
+3. compare each lane with the control, and publish each comparison: A/A lanes
+   first (their evidence then counts for the shadow's verdicts), the shadow last.
+   With `repeats` (noise.repeats), the primary's earlier answer to the same request,
+   if it is recent, is one more A/A lane (`repeat`) at no cost but a comparison.
+
+The first lane is the shadow; the others (A/A lanes) go only with it, when it took
+the copy: their evidence is for the shadow's comparisons. Their comparisons use at
+most half the comparison worker's queue, so they never crowd the shadow's out.
 
 The wait in (2) is `asyncio.wait` on the control's future with a timeout: giving up
 never cancels a future other lanes or the relay share. Lane slots are freed when
@@ -27,7 +34,8 @@ from shadowdiff.compare.rules import RuleSet
 from shadowdiff.experiment.comparator import CompareFailed, Comparator, ComparisonQueueFull
 from shadowdiff.experiment.lanes import Lane
 from shadowdiff.metrics import Metrics
-from shadowdiff.model import CapturedRequest, Exchange, Observation
+from shadowdiff.model import REPEAT, SHADOW, CapturedRequest, Exchange, Observation
+from shadowdiff.noise.repeats import Repeats, request_key
 from shadowdiff.publish.pipeline import Publisher
 from shadowdiff.tasks import TaskSet
 
@@ -99,16 +107,25 @@ class Experiment:
         primary = control.result()
         if primary is None or not primary.ok:
             return  # the primary's failure is counted on its own, never compared
-        exchange = Exchange(request, primary, candidates)
         mirror = self._mirror
-        for lane in lanes:
+        names = [lane.name for lane in lanes]
+        repeats = mirror.repeats
+        if repeats is not None and (key := request_key(request)) is not None:
+            previous = repeats.swap(key, primary)
+            if previous is not None:
+                candidates[REPEAT] = previous
+                names.append(REPEAT)
+        if len(names) > 1:  # A/A evidence first, the shadow last
+            names.sort(key=lambda name: name == SHADOW)
+        exchange = Exchange(request, primary, candidates)
+        for name in names:
             try:
-                comparison = mirror.comparator.compare_now(exchange, lane.name, self.rules)
+                comparison = mirror.comparator.compare_now(exchange, name, self.rules)
             except CompareFailed as exc:
                 mirror.failed(request, exc)
                 continue
             if comparison is None:  # too large, encoded or costly for the event loop
-                await mirror.judge(exchange, lane.name, self.rules)
+                await mirror.judge(exchange, name, self.rules)
             else:
                 mirror.publisher.publish(comparison)
 
@@ -125,9 +142,13 @@ class Mirror:
         metrics: Metrics,
         on_skip: Callable[[str], None],
         budget: BufferBudget,
+        repeats: Repeats | None = None,
+        on_aa_skip: Callable[[str, str], None] = lambda source, reason: None,
     ) -> None:
         self.lanes = tuple(lanes)
         self.budget = budget
+        self.repeats = repeats  # noise.repeats: the primary's recent answers, None when off
+        self._aa_skipped = on_aa_skip
         self.comparator = comparator
         self.publisher = publisher
         self._metrics = metrics
@@ -148,12 +169,13 @@ class Mirror:
         """Start the experiment for `request` on every lane under its bounds; None if none took it.
 
         `held`: budget bytes the request's body already holds, given back with the rest when it ends."""
-        if len(self.lanes) == 1:  # today's case, without a list comprehension per request
-            lanes = list(self.lanes) if self.lanes[0].admit() else []
-        else:
-            lanes = [lane for lane in self.lanes if lane.admit()]
-        if not lanes:
+        shadow, *others = self.lanes
+        if not shadow.admit():
             return None
+        lanes = [shadow]
+        for lane in others:  # A/A lanes: only with the shadow, each under its own bounds
+            if (lane.accepts is None or lane.accepts(request)) and lane.admit():
+                lanes.append(lane)
         experiment = Experiment(
             self,
             request,
@@ -170,10 +192,14 @@ class Mirror:
 
     async def judge(self, exchange: Exchange, lane: str, rules: RuleSet) -> None:
         """Compare one lane with the control in the worker (compare_now() said so) and publish the result."""
+        evidence = lane != SHADOW
         try:
-            comparison = await self.comparator.compare(exchange, lane, rules, inline=False)
+            comparison = await self.comparator.compare(exchange, lane, rules, inline=False, spare=evidence)
         except ComparisonQueueFull:
-            self.skipped("compare_queue_full")
+            if evidence:
+                self._aa_skipped(lane, "compare_queue_full")
+            else:
+                self.skipped("compare_queue_full")
             return
         except CompareFailed as exc:
             self.failed(exchange.request, exc)

@@ -71,7 +71,7 @@ class Upstream:
         self.base = URL(base_url)
         self._base_text = str(self.base).rstrip("/")
         self._base_path = self.base.raw_path.rstrip("/")
-        self._host = self.base.host_port_subcomponent or ""
+        self._host = self.authority = self.base.host_port_subcomponent or ""  # the Host it is asked with by default
         # Credentials in the URL are the upstream's own: they replace the client's Authorization.
         self._authorization = (
             "Basic " + base64.b64encode(f"{self.base.user}:{self.base.password or ''}".encode("latin-1")).decode()

@@ -2,12 +2,15 @@
 
 `Publisher.publish(comparison)`:
 1. **stages** run in order; each may pass the comparison on, return another (a
-   reclassified outcome: noise will), or None to keep it out of the counts and the
-   sinks (A/A evidence will);
+   reclassified outcome: the noise stage's `noise`), or None to keep it out of the
+   counts and the sinks;
 2. **counts**: the metrics for what is left, in this one place, so that for the
-   shadow's lane `mirrored == match + mismatch + ignored + shadow_error` holds by
-   construction (mirrored is counted with its outcome, never apart);
-3. **redaction**, once, and only if some sink wants this comparison;
+   shadow's lane `mirrored == match + mismatch + ignored + noise + shadow_error`
+   holds by construction (mirrored is counted with its outcome, never apart). A
+   `noise` comparison's differences are not counted; A/A lanes' comparisons are
+   counted under their source (`shadowdiff_aa_comparisons_total`), never as outcomes;
+3. **redaction**, once, and only if some sink wants this comparison, of the first
+   `listed` differences (compare.max_differences; the comparison holds all it found);
 4. **sinks** get the same redacted `Report`. A sink that does I/O runs behind
    `OffLoopSink`: a bounded queue and a thread, so the event loop never waits on
    it; past the queue's bound reports are dropped and counted.
@@ -23,11 +26,14 @@ from typing import Protocol
 
 from shadowdiff import log
 from shadowdiff.metrics import Metrics
-from shadowdiff.model import SHADOW, SHADOW_ERROR, Comparison
+from shadowdiff.model import AA_LANES, IGNORED, MATCH, NOISE, SHADOW, SHADOW_ERROR, Comparison
 from shadowdiff.offloop import OffLoop
 from shadowdiff.publish.redact import Redactor, Report
 
 Stage = Callable[[Comparison], "Comparison | None"]
+
+
+_AA_OUTCOMES = {MATCH: "match", IGNORED: "ignored", SHADOW_ERROR: "error"}
 
 
 class Sink(Protocol):
@@ -70,6 +76,7 @@ class Publisher:
     ) -> None:
         self._metrics = metrics
         self.redactor = redactor  # replaced on a live config change
+        self.listed = 20  # differences a report lists (compare.max_differences; set with the config)
         self._sinks = tuple(sinks)
         self._stages = tuple(stages)
         for sink in self._sinks:
@@ -99,19 +106,24 @@ class Publisher:
                 if not sink.wants(comparison):
                     continue
                 if report is None:  # redacted once, for every sink that wants it
-                    report = self.redactor.report(comparison)
+                    report = self.redactor.report(comparison, listed=self.listed)
                 sink(report)
             except Exception as exc:  # a broken sink is reported, never raised into the proxy
                 log.event("error", "sink_failed", sink=sink.name, exc_info=exc)
 
     def _count(self, comparison: Comparison) -> None:
+        metrics, outcome = self._metrics, comparison.outcome
         if comparison.lane != SHADOW:
-            return  # other lanes' results are evidence for the stages, not outcomes (yet)
-        metrics, route = self._metrics, comparison.request.route
+            if comparison.lane in AA_LANES:  # evidence, not an outcome
+                label = _AA_OUTCOMES.get(outcome, "differ")
+                metrics.aa_comparisons.labels(comparison.lane, label).inc()
+            return
+        route = comparison.request.route
         metrics.mirrored.labels(route).inc()  # with its outcome, so the two always agree
-        metrics.comparisons.labels(route, comparison.outcome).inc()
-        for difference in comparison.differences:
-            metrics.differences.labels(route, difference.part).inc()
+        metrics.comparisons.labels(route, outcome).inc()
+        if outcome != NOISE:
+            for difference in comparison.differences:
+                metrics.differences.labels(route, difference.part).inc()
         for side in comparison.oversized:
             metrics.bodies_too_large.labels(side).inc()
         if comparison.outcome != SHADOW_ERROR:  # nothing was compared

@@ -100,6 +100,8 @@ class Report:
     path: str
     route: str
     query: str | None = None  # the request's query string, redacted (None: it had none)
+    verdicts: tuple[str, ...] = ()  # each listed difference's verdict (the noise stage's), if judged
+    found: int = 0  # differences the comparison holds (more than listed when the listing is cut)
 
 
 class Redactor:
@@ -121,8 +123,9 @@ class Redactor:
 
     # -- what sinks call -----------------------------------------------------
 
-    def report(self, comparison: Comparison) -> Report:
-        """The comparison as sinks may write it. One report handles at most _REPORT_MATCHES
+    def report(self, comparison: Comparison, *, listed: int | None = None) -> Report:
+        """The comparison as sinks may write it, its first `listed` differences (None: all).
+        One report handles at most _REPORT_MATCHES
         credential shapes in all (past them, the rest of each value is hidden): crafted bodies
         cannot make a report cost the event loop more than a few milliseconds."""
         request = comparison.request
@@ -130,11 +133,13 @@ class Redactor:
         try:
             return Report(
                 comparison,
-                tuple(self.difference(d) for d in comparison.differences),
+                tuple(self.difference(d) for d in comparison.differences[:listed]),
                 request_id=self.text(request.request_id),
                 path=self.text(request.path),
                 route=self.cut(request.route),
                 query=self.url(request.target.partition("?")[2]) if "?" in request.target else None,
+                verdicts=comparison.verdicts[:listed],
+                found=len(comparison.differences),
             )
         finally:
             self._text.report_left = None

@@ -14,6 +14,10 @@ class LogSink:
 
     The line's `primary_*` / `shadow_*` fields and each difference's `primary` and
     `shadow` values are the contract's names for the control and the shadow lane.
+    Each difference carries its `verdict` once the noise stage judged it. The line
+    lists compare.max_differences differences at most: `differences_found` says how
+    many the comparison held when there were more, and `listing_cut` that the engine
+    itself stopped looking (past its MAX_FOUND).
     Lines go through the log's own bounded writer thread, so this sink never waits.
     """
 
@@ -41,7 +45,14 @@ class LogSink:
         if comparison.outcome == SHADOW_ERROR:
             log.event("debug", "shadow_error", **fields, error=shadow.error, detail=shadow.detail[:300])
             return
-        fields["differences"] = [difference_fields(d) for d in report.differences]
+        listed = report.differences
+        fields["differences"] = [difference_fields(d) for d in listed]
+        for entry, verdict in zip(fields["differences"], report.verdicts):
+            entry["verdict"] = verdict
+        if report.found > len(listed):
+            fields["differences_found"] = report.found
+        if comparison.cut:
+            fields["listing_cut"] = True
         log.event("warning", "mismatch", **fields)
 
 

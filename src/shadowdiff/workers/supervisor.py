@@ -11,7 +11,10 @@ the circuit breaker and the comparison worker.
 Metrics use prometheus-client's multiprocess mode: each worker writes its values
 to files in a private directory (PROMETHEUS_MULTIPROC_DIR, set for the workers
 only) and the supervisor's /metrics sums them, so a dashboard sees one proxy.
-Gauges say how they combine (`multiprocess_mode` in metrics.py).
+Gauges say how they combine (`multiprocess_mode` in metrics.py). Field statistics
+(/api/v1) go the same way: each worker writes a snapshot there each second
+(`noise.shared`) and the supervisor's API shows their sum. Each worker draws its
+noise verdicts from its own evidence.
 
 The supervisor talks to each worker over the worker's stdin, in frames
 (`shadowdiff.frames`): first the config and the ready pipe, then any later config
@@ -47,6 +50,9 @@ from shadowdiff import frames, log
 from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort
 from shadowdiff.config.live import restart_changes
+from shadowdiff.noise import shared
+from shadowdiff.noise.fields import FieldStats, merge
+from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.runtime import RestartRequired
 from shadowdiff.scrape import SharedRender
 
@@ -241,6 +247,14 @@ class Supervisor:
     def detail(self) -> str:
         return f"workers ready: {sum(worker.ready for worker in self.workers)}/{len(self.workers)}"
 
+    def fields(self) -> dict[str, Any]:
+        """The workers' field statistics summed from their files (each writes its own each second)."""
+        snapshots = shared.read_all(self._metrics_dir) if self._metrics_dir else []
+        if not snapshots:  # none written yet: empty, with the configured thresholds
+            noise = self.config.noise
+            snapshots = [FieldStats(Thresholds(noise.relative_threshold, noise.absolute_threshold, noise.min_observations)).snapshot()]
+        return merge(snapshots)
+
     def exposition(self) -> bytes:
         """The workers' metrics summed from their files, read now (served through `self.scrapes`)."""
         registry = CollectorRegistry()
@@ -277,7 +291,9 @@ class Supervisor:
     async def _start_admin(self) -> None:
         listen = self.config.admin.listen
         self._admin = web.AppRunner(
-            create_admin_app(self.scrapes.get, ready=self.ready, detail=self.detail), handle_signals=False, access_log=None
+            create_admin_app(self.scrapes.get, ready=self.ready, detail=self.detail, fields=self.fields),
+            handle_signals=False,
+            access_log=None,
         )
         await self._admin.setup()
         await web.TCPSite(self._admin, listen.host, listen.port).start()
