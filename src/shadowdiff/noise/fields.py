@@ -16,11 +16,16 @@ Bounded memory. At most `max_routes` routes, `max_paths_per_route` paths on a ro
 its differences are counted in its route's `untracked` (or in the top-level
 `untracked_routes`) and their verdict is `undecided` (a mismatch, never noise). Per path:
 `examples` + 1 examples of 200 characters or fewer a value, 10 transitions of 40
-characters, 19 numeric buckets. Measured with tracemalloc (tests/noise/test_fields.py):
-a FieldStats filled to 4,000 paths, each with its examples of 200-character values and 10
-transitions, holds about 6.1 KB a path (24 MB), most of it the example strings; with
-short values (timestamps, ids) it is under 2 KB a path. `snapshot()` of that full
-FieldStats takes about 15 ms (once per API call; the supervisor merges one per worker).
+characters, 19 numeric buckets. Measured with tracemalloc (tests/noise/test_fields.py,
+CPython 3.11): a FieldStats filled to 4,000 paths, each with 3 examples of distinct
+200-character values and 10 distinct transitions of 40-character values, holds about
+9.4 KB a path (38 MB); with 10-character values, 5.0 KB a path (20 MB). Counts alone (no
+string or numeric values) cost under 1.5 KB a path.
+
+`snapshot()` of that full FieldStats takes about 25 ms (up to 60 ms when a full garbage
+collection runs during it) and is 10 MB as JSON; `snapshot(values=False)` (counts only,
+what the routes view needs) and `snapshot(route=...)` (one route, what the fields view
+needs) are a fraction of that.
 """
 
 from __future__ import annotations
@@ -131,7 +136,7 @@ class _Field:
         else:
             self.transitions_other += 1
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, values: bool = True) -> dict[str, Any]:
         return {
             "part": self.part,
             "path": self.path,
@@ -142,12 +147,14 @@ class _Field:
             "noise_by_source": {source: dict(kinds) for source, kinds in self.noise_by_source.items()},
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
-            "examples": [*self.examples, *([self.latest] if self.latest else [])],
+            "examples": [*self.examples, *([self.latest] if self.latest else [])] if values else [],
             "numeric": None
-            if self.absolute is None
+            if self.absolute is None or not values
             else {"absolute": list(self.absolute), "relative": list(self.relative or ()), "max_absolute": self.max_absolute},
             "non_numeric": self.non_numeric,
-            "transitions": None if self.transitions is None else [[k[1], k[3], n] for k, n in self.transitions.items()],
+            "transitions": None
+            if self.transitions is None or not values
+            else [[k[1], k[3], n] for k, n in self.transitions.items()],
             "transitions_other": self.transitions_other,
         }
 
@@ -166,7 +173,7 @@ class _Route:
         self.host_examples: list[tuple[str, str]] = []
         self.fields: dict[tuple[str, str], _Field] = {}
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, values: bool) -> dict[str, Any]:
         return {
             "compared": self.compared,
             "aa_compared": self.aa_compared,
@@ -175,7 +182,7 @@ class _Route:
             "untracked": self.untracked,
             "cut": self.cut,
             "host_explained": {"count": self.host_count, "examples": [list(pair) for pair in self.host_examples]},
-            "fields": [field.snapshot() for field in self.fields.values()],
+            "fields": [field.snapshot(values) for field in self.fields.values()],
         }
 
 
@@ -312,10 +319,13 @@ class FieldStats:
             if (part, path) not in stats.host_examples:
                 stats.host_examples.append((part, path))
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, *, route: str | None = None, values: bool = True) -> dict[str, Any]:
         """Every count as plain JSON-able data (orjson), including the thresholds; cheap enough to
-        take on the event loop at the caps (about 15 ms at 4,000 paths with full examples)."""
+        take on the event loop at the caps (about 25 ms at 4,000 paths with full examples: see
+        the module docstring). `route`: that route alone (none if unseen); `values=False`:
+        counts only, no examples, numeric changes or transitions."""
         t = self.thresholds
+        routes = self._routes if route is None else {route: self._routes[route]} if route in self._routes else {}
         return {
             "thresholds": {"relative": t.relative, "absolute": t.absolute, "min_observations": t.min_observations},
             "caps": {
@@ -324,5 +334,5 @@ class FieldStats:
             },  # fmt: skip
             "untracked_routes": self._untracked_routes,
             "untracked_routes_aa": self._untracked_routes_aa,
-            "routes": {name: route.snapshot() for name, route in self._routes.items()},
+            "routes": {name: stats.snapshot(values) for name, stats in routes.items()},
         }
