@@ -136,7 +136,7 @@ class ShadowDiff:
 
     def _reasked(self, request: CapturedRequest) -> bool:
         """noise.reask_rate of mirrored GET and HEAD requests, never another method."""
-        rate = self.runtime.current.noise.reask_rate
+        rate = self.runtime.current.config.noise.reask_rate
         return rate > 0.0 and request.method in ("GET", "HEAD") and self._random() < rate
 
     @property

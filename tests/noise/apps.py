@@ -12,6 +12,7 @@ import random
 from aiohttp import web
 
 _instances = itertools.count()
+SEEN = web.AppKey("seen", list)
 
 
 def noisy_app(*, candidate: bool = False) -> web.Application:
@@ -72,7 +73,7 @@ def noisy_app(*, candidate: bool = False) -> web.Application:
         return web.json_response({"method": request.method, "ts": ts()})
 
     app = web.Application(middlewares=[count])
-    app["seen"] = seen
+    app[SEEN] = seen
     for path, handler in (
         ("/stamp/{id}", stamp), ("/plan/{id}", plan), ("/flaky/{id}", flaky), ("/gone/{id}", gone),
         ("/rare/{id}", rare), ("/links/{id}", links), ("/wide/{id}", wide),

@@ -11,7 +11,7 @@ import pytest
 
 from tests.backends import serve_app
 from tests.conftest import StartProxy, admin_url_of, metrics, settle, url_of
-from tests.noise.apps import noisy_app
+from tests.noise.apps import SEEN, noisy_app
 
 ROUTES = ["/stamp/{id}", "/plan/{id}", "/flaky/{id}", "/gone/{id}", "/rare/{id}", "/links/{id}", "/wide/{id}"]
 
@@ -24,7 +24,7 @@ async def apps() -> AsyncIterator[dict[str, Any]]:
         app = noisy_app(candidate=candidate)
         runner, url = await serve_app(app)
         runners.append(runner)
-        out[name], out[f"{name}_seen"] = url, app["seen"]
+        out[name], out[f"{name}_seen"] = url, app[SEEN]
     yield out
     for runner in runners:
         await runner.cleanup()

@@ -51,7 +51,8 @@ from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort
 from shadowdiff.config.live import restart_changes
 from shadowdiff.noise import shared
-from shadowdiff.noise.fields import FieldStats, merge
+from shadowdiff.noise.fields import FieldStats
+from shadowdiff.noise.merge import merge
 from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.runtime import RestartRequired
 from shadowdiff.scrape import SharedRender
