@@ -4,10 +4,13 @@ The candidate differs from the primary the way real rewrites do:
 - /users/{id}: every seventh user's `plan` comes back changed (a real bug: mismatch);
 - /recommendations: scores drift by up to 0.0005 (an ML model swap: excused by a
   shipped tolerance rule, so `ignored`);
-- /orders/{id}: a volatile `generated_at` timestamp (excused by a shipped ignore rule);
+- /orders/{id}: a volatile `generated_at` timestamp, which the primary's own answers
+  differ in too: noise detection (re-asks of the primary, noise.reask_rate) finds it,
+  and those comparisons end `noise`, not `mismatch`, with no rule written;
 - /products/{id}: an added `currency` field (a mismatch on every request).
-Traffic is driven at a steady rate with a progress line, then a per-route table
-and a few example differences are printed.
+Traffic is driven at a steady rate with a progress line, then a per-route table,
+the fields each route differs in with their verdicts, and a few example
+differences are printed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import orjson
 from aiohttp import web
 
 from shadowdiff import config as configuration, log
-from shadowdiff.model import MISMATCH, SHADOW, Comparison
+from shadowdiff.model import MISMATCH, NOISE, SHADOW, Comparison
+from shadowdiff.noise.views import fields_view
 from shadowdiff.publish.redact import Report
 from shadowdiff.publish.sinks import difference_fields
 from shadowdiff.service import ShadowDiff
@@ -35,9 +39,9 @@ from shadowdiff.service import ShadowDiff
 DEMO_RULES = [
     {"kind": "tolerance", "path": "$.items[*].score", "absolute": 0.001,
      "reason": "the new ranking model may move scores by less than 0.001"},
-    {"kind": "ignore", "path": "$.generated_at", "routes": ["/orders/{id}"],
-     "reason": "generation time differs on every call"},
 ]  # fmt: skip
+# The demo's own A/A source: half the mirrored GETs are asked of the primary again.
+DEMO_NOISE = {"reask_rate": 0.5, "min_observations": 10}
 PLANS = ("free", "pro", "team")
 EXAMPLES_PER_ROUTE = 2
 
@@ -128,7 +132,8 @@ class _Tally:
         comparison = report.comparison
         route = comparison.request.route
         self.outcomes[route][comparison.outcome] += 1
-        if comparison.outcome == MISMATCH and len(self.examples[route]) < EXAMPLES_PER_ROUTE:
+        # Examples of what the candidate changed: judged a regression (not undecided for want of evidence yet).
+        if "regression" in report.verdicts and len(self.examples[route]) < EXAMPLES_PER_ROUTE:
             self.examples[route].append(report)
 
     def compared(self) -> int:
@@ -154,7 +159,9 @@ async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
         f"                                   /orders timestamps, a new /products field)\n"
         f"  proxy     {proxy_url}   try: curl {proxy_url}/users/7\n"
         f"  metrics   {admin_url}/metrics\n"
-        f"  rules     tolerance 0.001 on $.items[*].score; ignore $.generated_at on /orders/{{id}}\n\n"
+        f"  rules     tolerance 0.001 on $.items[*].score\n"
+        f"  noise     half the mirrored GETs are asked of the primary again (noise.reask_rate: 0.5)\n"
+        f"  fields    {admin_url}/api/v1/routes\n\n"
     )
     stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers off the main thread
@@ -185,6 +192,7 @@ async def _start_proxy(primary_url: str, shadow_url: str, tally: _Tally) -> Shad
                 "shadow": {"url": shadow_url},
                 "routes": ["/users/{id}", "/orders/{id}", "/products/{id}"],
                 "compare": {"rules": DEMO_RULES},
+                "noise": DEMO_NOISE,
                 "logging": {"level": "error"},
             }
         )
@@ -244,7 +252,9 @@ def _progress(elapsed: float, sent: int, tally: _Tally, service: ShadowDiff) -> 
 def _report(tally: _Tally, sent: int, admin_url: str, service: ShadowDiff, out: object) -> None:
     write = out.write  # type: ignore[attr-defined]
     write(f"\n{sent} requests sent through the proxy; every one answered by the primary.\n\n")
-    header = f"{'route':<20}{'requests':>9}{'compared':>9}{'match':>8}{'mismatch':>10}{'ignored':>9}{'error':>7}\n"
+    header = (
+        f"{'route':<20}{'requests':>9}{'compared':>9}{'match':>8}{'mismatch':>10}{'ignored':>9}{'noise':>7}{'error':>7}\n"
+    )
     write(header + "-" * (len(header) - 1) + "\n")
     for route in sorted(set(tally.sent) | set(tally.outcomes)):
         counts = tally.outcomes.get(route, {})
@@ -255,9 +265,13 @@ def _report(tally: _Tally, sent: int, admin_url: str, service: ShadowDiff, out: 
 
         write(
             f"{route:<20}{tally.sent[route]:>9}{total:>9}{pct('match'):>8}{pct('mismatch'):>10}"
-            f"{pct('ignored'):>9}{pct('shadow_error'):>7}\n"
+            f"{pct('ignored'):>9}{pct(NOISE):>7}{pct('shadow_error'):>7}\n"
         )
-    write("\n'ignored' means the answers differed only where a rule says they may.\n")
+    write(
+        "\n'ignored' means the answers differed only where a rule says they may; 'noise' that they\n"
+        "differed only where the primary's own answers differ from each other too.\n"
+    )
+    _verdicts(service, write)
     if any(tally.examples.values()):
         write("\nExample differences (primary -> candidate):\n")
     for route in sorted(tally.examples):
@@ -272,6 +286,23 @@ def _report(tally: _Tally, sent: int, admin_url: str, service: ShadowDiff, out: 
         write("\nIn `shadowdiff serve` each mismatch is also a JSON log line, e.g.:\n  ")
         write(orjson.dumps(line).decode() + "\n")
     write(f"\nMetrics were served at {admin_url}/metrics while the demo ran.\n")
+
+
+def _verdicts(service: ShadowDiff, write: object) -> None:
+    """Each route's differing fields with their verdicts (what /api/v1/fields shows)."""
+    snapshot = service.fields.snapshot(values=False)
+    rows = []
+    for route in sorted(snapshot.get("routes", {})):
+        view = fields_view(snapshot, route) or {"fields": []}
+        for field_row in view["fields"][:3]:
+            rows.append(
+                f"  {route:<18} {field_row['part']} {field_row['path']:<18} {field_row['verdict']:<11}"
+                f"shadow {field_row['differences']:>4}, A/A {field_row['noise']:>4} of {field_row['aa_observations']}\n"
+            )
+    if rows:
+        write("\nFields that differed, with their verdicts (regression: the candidate's; noise: the service's):\n")  # type: ignore[operator]
+        for row in rows:
+            write(row)  # type: ignore[operator]
 
 
 def _short(value: object, limit: int = 60) -> str:
