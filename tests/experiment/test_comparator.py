@@ -14,7 +14,7 @@ import pytest
 
 from shadowdiff.compare import compare
 from shadowdiff.compare.body import compare_bodies
-from shadowdiff.compare.engine import body_view
+from shadowdiff.compare.engine import views
 from shadowdiff.compare.rules import EMPTY, Rules
 from shadowdiff.config import CompareConfig, RuleConfig
 from shadowdiff.experiment.comparator import CompareFailed, Comparator, ComparisonQueueFull
@@ -38,11 +38,11 @@ def changed_pair(items: int) -> Exchange:
 
 def inline_seconds(pair: Exchange) -> float:
     """What comparing `pair` costs on this machine, measured here (the median of three)."""
-    views = body_view(pair.control), body_view(pair.candidates[SHADOW])
+    pair_views = views(pair, SHADOW)
     times = []
     for _ in range(3):
         started = time.perf_counter()
-        compare_bodies(*views, EMPTY, Comparator(CompareConfig()).limits)
+        compare_bodies(*pair_views, EMPTY, Comparator(CompareConfig()).limits)
         times.append(time.perf_counter() - started)
     return sorted(times)[1]
 
@@ -263,8 +263,8 @@ async def test_a_comparison_past_the_inline_budget_is_made_in_the_worker(compara
     assert comparator.compare_now(pair, SHADOW, ruleset) is None
     result = await comparator.compare(pair, SHADOW, ruleset, inline=False)
     assert result.outcome == IGNORED
-    views = body_view(pair.control), body_view(pair.candidates[SHADOW])
-    assert compare_bodies(*views, ruleset, comparator.limits).excused
+    pair_views = views(pair, SHADOW)
+    assert compare_bodies(*pair_views, ruleset, comparator.limits).excused
 
 
 def test_small_comparisons_with_rules_stay_inline(comparators) -> None:

@@ -15,6 +15,7 @@ import orjson
 from shadowdiff.compare import numbers
 from shadowdiff.compare.budget import Budget
 from shadowdiff.compare.decode import TooLarge, Undecodable, decode
+from shadowdiff.compare.hosts import Explained, Hosts, note
 from shadowdiff.compare.jsondiff import Walk, canonical, normalize
 from shadowdiff.compare.multipart import NotMultipart, boundary, parts
 from shadowdiff.compare.rules import EMPTY, MASKED, RuleSet
@@ -23,15 +24,21 @@ from shadowdiff.model import Body, Difference
 # How BodyResult.oversized names the two sides (the engine maps them to lane names).
 CONTROL_SIDE, CANDIDATE_SIDE = "control", "candidate"
 _TEXT_TYPES = ("text/", "xml", "javascript", "html", "csv", "yaml", "x-www-form-urlencoded")
+# Differences collected per comparison, past compare.max_differences (what a log line lists):
+# noise detection counts every differing path, so noise at 25 paths must not hide a regression
+# at the 26th. Far more than a response usually differs in, yet bounded: each costs walk steps,
+# and the worker pickles them back.
+MAX_FOUND = 200
 
 
 @dataclass(slots=True)  # per request: not frozen (see shadowdiff.model)
 class BodyView:
-    """One side's body with the two headers that say how to read it."""
+    """One side's body with the two headers that say how to read it, and the Host it was asked with."""
 
     body: Body
     content_type: str
     content_encoding: str
+    host: str = ""  # "": unknown, so the Host policy explains nothing (compare.hosts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,12 @@ class Limits:
     max_decoded_bytes: int
     max_differences: int
     steps: int | None = None  # a bound on the work (compare.budget); past it OverBudget is raised
+    max_found: int = MAX_FOUND
+
+    @property
+    def collected(self) -> int:
+        """How many differences a comparison keeps: every one up to max_found (or max_differences if larger)."""
+        return max(self.max_found, self.max_differences)
 
 
 @dataclass(slots=True)  # per request: not frozen (see shadowdiff.model)
@@ -47,6 +60,8 @@ class BodyResult:
     excused: bool = False  # differences existed and every one was excused by a rule
     decoded_equal: bool = False  # the content is the same (encodings aside)
     oversized: tuple[str, ...] = ()  # CONTROL_SIDE / CANDIDATE_SIDE: decoding passed the cap
+    cut: bool = False  # stopped at Limits.collected: more differences existed or may exist
+    host_explained: tuple[tuple[str, str], ...] = ()  # ("body", path) the Host policy explains (compare.hosts)
 
 
 def compare_bodies(control: BodyView, candidate: BodyView, rules: RuleSet, limits: Limits) -> BodyResult:
@@ -75,6 +90,7 @@ def compare_bodies(control: BodyView, candidate: BodyView, rules: RuleSet, limit
     if p_data == s_data:
         return BodyResult(decoded_equal=True)
     budget = Budget(limits.steps)  # one for the whole comparison; parsing costs a step per 64 bytes
+    hosts = Hosts.of(control.host, candidate.host)
     budget.spend((len(p_data) + len(s_data)) // 48)
     p_boundary, s_boundary = boundary(control.content_type), boundary(candidate.content_type)
     if p_boundary or s_boundary:
@@ -84,11 +100,11 @@ def compare_bodies(control: BodyView, candidate: BodyView, rules: RuleSet, limit
             control_parts, candidate_parts = parts(p_data, p_boundary, budget), parts(s_data, s_boundary, budget)
         except NotMultipart:  # compared by digest: a line diff would show a value without its name
             return BodyResult(_bytes_differences(p_data, s_data))
-        return _compare_parsed(control_parts, candidate_parts, rules, limits, budget, exact=False)
+        return _compare_parsed(control_parts, candidate_parts, rules, limits, budget, hosts, exact=False)
     if _looks_json(control.content_type, p_data) or _looks_json(candidate.content_type, s_data):
-        return _compare_json(p_data, s_data, rules, limits, budget)
+        return _compare_json(p_data, s_data, rules, limits, budget, hosts)
     if _looks_text(control.content_type, p_data) and _looks_text(candidate.content_type, s_data):
-        return _compare_text(p_data, s_data, rules, limits, budget)
+        return _compare_text(p_data, s_data, rules, limits, budget, hosts)
     return BodyResult(_bytes_differences(p_data, s_data))
 
 
@@ -155,7 +171,7 @@ def _looks_text(content_type: str, data: bytes) -> bool:
     return True
 
 
-def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits, budget: Budget) -> BodyResult:
+def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits, budget: Budget, hosts: Hosts | None) -> BodyResult:
     a_raw, b_raw = a_raw.removeprefix(_BOM), b_raw.removeprefix(_BOM)
     # Both sides the same way: a Decimal never meets the float orjson made of the same text.
     exact = numbers.needs_exact(a_raw) or numbers.needs_exact(b_raw)
@@ -166,12 +182,12 @@ def _compare_json(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits, bu
         return _compare_deep(a_raw, b_raw)
     if a is _NOT_JSON or b is _NOT_JSON:
         if a is _NOT_JSON and b is _NOT_JSON:
-            return _compare_text(a_raw, b_raw, rules, limits, budget)
+            return _compare_text(a_raw, b_raw, rules, limits, budget, hosts)
         return BodyResult(
             (Difference("body", "$", "type_changed", _kind_of(a, a_raw), _kind_of(b, b_raw)),)
         )
     try:
-        return _compare_parsed(a, b, rules, limits, budget, exact=exact)
+        return _compare_parsed(a, b, rules, limits, budget, hosts, exact=exact)
     except (RecursionError, orjson.JSONEncodeError):
         # Nested past what ==, orjson's encoder (255) or the recursion limit can take:
         # found by trying rather than by walking every document in Python first.
@@ -193,7 +209,9 @@ def _parse(raw: bytes, exact: bool) -> object:
         return _TOO_DEEP if "depth limit" in str(exc) else _NOT_JSON
 
 
-def _compare_parsed(a: object, b: object, rules: RuleSet, limits: Limits, budget: Budget, *, exact: bool) -> BodyResult:
+def _compare_parsed(
+    a: object, b: object, rules: RuleSet, limits: Limits, budget: Budget, hosts: Hosts | None, *, exact: bool
+) -> BodyResult:
     strict = a == b
     if strict:
         if not exact and canonical(a) == canonical(b):  # orjson cannot write every exact number
@@ -204,9 +222,12 @@ def _compare_parsed(a: object, b: object, rules: RuleSet, limits: Limits, budget
             return BodyResult(decoded_equal=True)
     # `strict` descends even where == says equal, to find the true/1 kind of change.
     a, b = normalize(a, rules, budget), normalize(b, rules, budget)
-    walk = Walk(rules, limits.max_differences, strict=strict, budget=budget).run(a, b)
+    walk = Walk(rules, limits.collected, strict=strict, budget=budget, hosts=hosts).run(a, b)
+    explained = tuple(walk.explained)
     if walk.differences:
-        return BodyResult(tuple(walk.differences))
+        return BodyResult(tuple(walk.differences), cut=walk.cut, host_explained=explained)
+    if explained:  # every difference left after the rules is the Host policy's
+        return BodyResult(host_explained=explained)
     return BodyResult(excused=True)  # they differed, and the rules account for all of it
 
 
@@ -232,7 +253,7 @@ def _holds_private_key(data: bytes) -> bool:
     return b"PRIVATE KEY" in data and b"-----BEGIN " in data
 
 
-def _compare_text(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits, budget: Budget) -> BodyResult:
+def _compare_text(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits, budget: Budget, hosts: Hosts | None) -> BodyResult:
     a, b = a_raw.decode("utf-8", "replace"), b_raw.decode("utf-8", "replace")
     if a == b:  # the bytes differ only where they are not UTF-8
         return BodyResult(_bytes_differences(a_raw, b_raw))
@@ -248,7 +269,7 @@ def _compare_text(a_raw: bytes, b_raw: bytes, rules: RuleSet, limits: Limits, bu
     a_lines, b_lines = a.splitlines(), b.splitlines()
     if a_lines == b_lines:  # only line endings, or the final newline
         return BodyResult((Difference("body", "$", "changed", _ending(a), _ending(b)),))
-    return BodyResult(_line_differences(a_lines, b_lines, limits.max_differences))
+    return _line_differences(a_lines, b_lines, _Lines(limits.collected, budget, hosts))
 
 
 def _ending(text: str) -> str:
@@ -261,12 +282,57 @@ def _ending(text: str) -> str:
 MAX_DIFF_LINES = 400
 
 
-def _line_differences(a: list[str], b: list[str], limit: int) -> tuple[Difference, ...]:
+class _Lines:
+    """What the line diff found: hunks up to `limit`, and lines the Host policy explains."""
+
+    def __init__(self, limit: int, budget: Budget, hosts: Hosts | None) -> None:
+        self.limit, self.budget, self.hosts = limit, budget, hosts
+        self.differences: list[Difference] = []
+        self.explained: Explained = []
+        self.cut = False
+
+    def hunk(self, line: int, kind: str, old: list[str], new: list[str]) -> None:
+        """Lines changed from `line` (1-based): a difference, unless the Host policy explains it."""
+        a, b = "\n".join(old) if old else None, "\n".join(new) if new else None
+        if self.hosts is not None and a is not None and b is not None and self.hosts.explains(a, b, self.budget):
+            note(self.explained, "body", f"line {line}")
+        elif len(self.differences) < self.limit:
+            self.differences.append(Difference("body", f"line {line}", kind, a, b))
+        else:
+            self.cut = True
+
+    def changed(self, line: int, old: list[str], new: list[str]) -> None:
+        """A replaced block: line by line when it kept its length, so a URL line is explained on its own
+        and the lines around it that really changed are one hunk each run, as before."""
+        if self.hosts is None or len(old) != len(new):
+            self.hunk(line, "changed", old, new)
+            return
+        run = 0  # lines of the current run of unexplained lines
+        for offset, (a, b) in enumerate(zip(old, new)):
+            if self.hosts.explains(a, b, self.budget):
+                self._flush(line + offset - run, old, new, offset - run, run)
+                run = 0
+                note(self.explained, "body", f"line {line + offset}")
+            else:
+                run += 1
+        self._flush(line + len(old) - run, old, new, len(old) - run, run)
+
+    def _flush(self, line: int, old: list[str], new: list[str], start: int, count: int) -> None:
+        if count:
+            self.hunk(line, "changed", old[start : start + count], new[start : start + count])
+
+    def result(self) -> BodyResult:
+        explained = tuple(self.explained)
+        return BodyResult(tuple(self.differences), cut=self.cut, host_explained=explained)
+
+
+def _line_differences(a: list[str], b: list[str], found: _Lines) -> BodyResult:
     """One difference per changed hunk: `line N`, with the old and new lines.
 
     Equal leading and trailing lines are skipped in linear time; the changed middle
     is diffed only if it is small, else reported as one changed block from its
-    first line, so a pathological body costs milliseconds, not minutes.
+    first line (its first three lines shown; not `cut`: the block is the whole
+    change), so a pathological body costs milliseconds, not minutes.
     """
     start = 0
     while start < len(a) and start < len(b) and a[start] == b[start]:
@@ -276,19 +342,21 @@ def _line_differences(a: list[str], b: list[str], limit: int) -> tuple[Differenc
         end_a, end_b = end_a - 1, end_b - 1
     middle_a, middle_b = a[start:end_a], b[start:end_b]
     if len(middle_a) + len(middle_b) > MAX_DIFF_LINES:
-        block = Difference(
-            "body", f"line {start + 1}", "changed", "\n".join(middle_a[:3]) or None, "\n".join(middle_b[:3]) or None
-        )
-        return (block,)
-    out = []
+        if found.hosts is not None and found.hosts.explains("\n".join(middle_a), "\n".join(middle_b), found.budget):
+            note(found.explained, "body", f"line {start + 1}")
+        else:
+            found.hunk(start + 1, "changed", middle_a[:3], middle_b[:3])
+        return found.result()
     matcher = difflib.SequenceMatcher(None, middle_a, middle_b, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
-        kind = {"replace": "changed", "delete": "removed", "insert": "added"}[tag]
-        old = "\n".join(middle_a[i1:i2]) if i2 > i1 else None
-        new = "\n".join(middle_b[j1:j2]) if j2 > j1 else None
-        out.append(Difference("body", f"line {start + i1 + 1}", kind, old, new))
-        if len(out) >= limit:
+        if len(found.differences) >= found.limit:
+            found.cut = True
             break
-    return tuple(out)
+        if tag == "replace":
+            found.changed(start + i1 + 1, middle_a[i1:i2], middle_b[j1:j2])
+        else:
+            kind = "removed" if tag == "delete" else "added"
+            found.hunk(start + i1 + 1, kind, middle_a[i1:i2], middle_b[j1:j2])
+    return found.result()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shadowdiff.compare.budget import UNBOUNDED
+from shadowdiff.compare.hosts import Explained, Hosts, note
 from shadowdiff.compare.multipart import boundary
 from shadowdiff.compare.rules import RuleSet
 from shadowdiff.model import HOP_BY_HOP, Difference, Headers
@@ -22,8 +24,14 @@ _SKIP_BODILESS = VOLATILE | HOP_BY_HOP | {"set-cookie"}
 _SKIP = _SKIP_BODILESS | {"content-length"}
 
 
-def header_differences(control: Headers, candidate: Headers, rules: RuleSet, *, bodiless: bool) -> tuple[list[Difference], int]:
-    """(differences that count, how many a rule excused).
+def header_differences(
+    control: Headers, candidate: Headers, rules: RuleSet, *, bodiless: bool, hosts: Hosts | None = None
+) -> tuple[list[Difference], int, Explained]:
+    """(differences that count, how many a rule excused, ("header", name) the Host policy explained).
+
+    A value that differs only by the candidate's host where the control has the client's
+    (a Location, a Link) is explained, not a difference (compare.hosts); the work is
+    bounded by the head limits, so it is not charged to a budget.
 
     Content-Length is derived from the body: where there is a body it says nothing
     the body comparison does not (equal content under another encoding, or a body
@@ -31,21 +39,29 @@ def header_differences(control: Headers, candidate: Headers, rules: RuleSet, *, 
     (HEAD, 304), where it is the one sign of what the body would have been.
     """
     if list(control.items()) == list(candidate.items()):  # the same lines in the same order: nothing to see
-        return [], 0
+        return [], 0, []
     a = _folded(control, _SKIP_BODILESS if bodiless else _SKIP)
     b = _folded(candidate, _SKIP_BODILESS if bodiless else _SKIP)
     if boundary(a.get("content-type", "")) and boundary(b.get("content-type", "")):
         # A multipart boundary is chosen anew for each answer: the parts are compared, not it.
         a["content-type"], b["content-type"] = _unbounded(a["content-type"]), _unbounded(b["content-type"])
     differences: list[Difference] = []
+    explained: Explained = []
     if a != b:
         for name in sorted(a.keys() | b.keys()):
             value_a, value_b = a.get(name) or None, b.get(name) or None
-            if value_a != value_b:
+            if value_a == value_b:
+                continue
+            if (
+                hosts is not None and value_a is not None and value_b is not None
+                and name not in rules.ignore_headers and hosts.explains(value_a, value_b, UNBOUNDED)
+            ):  # fmt: skip
+                note(explained, "header", name)
+            else:
                 differences.append(Difference("header", name, _kind(value_a, value_b), value_a, value_b))
     differences.extend(_cookie_differences(control, candidate))
     counted = [d for d in differences if _header_of(d) not in rules.ignore_headers]
-    return counted, len(differences) - len(counted)
+    return counted, len(differences) - len(counted), explained
 
 
 def _folded(headers: Headers, skip: frozenset[str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ import orjson
 
 from shadowdiff.compare import paths
 from shadowdiff.compare.budget import UNBOUNDED, Budget
+from shadowdiff.compare.hosts import Explained, Hosts, note
 from shadowdiff.compare.numbers import is_number, loggable, sort_key
 from shadowdiff.compare.paths import ANY_INDEX, ANY_KEY, Pattern
 from shadowdiff.compare.rules import MASKED, RuleSet
@@ -97,27 +98,44 @@ def _at(node: Any, pattern: Pattern, fn: Callable[[Any], Any], budget: Budget) -
 
 
 class Walk:
-    """Collects differences between two parsed documents, up to `limit`."""
+    """Collects differences between two parsed documents, up to `limit`; `cut` says it stopped early.
 
-    def __init__(self, rules: RuleSet, limit: int, *, strict: bool = False, budget: Budget = UNBOUNDED) -> None:
+    With `hosts`, a string the Host policy explains (compare.hosts) is not a difference:
+    its path goes to `explained` instead.
+    """
+
+    def __init__(
+        self, rules: RuleSet, limit: int, *, strict: bool = False, budget: Budget = UNBOUNDED, hosts: Hosts | None = None
+    ) -> None:
         self.rules = rules
         self.budget = budget
         self.limit = limit
         self.strict = strict  # descend even into `==` subtrees (True == 1 in Python, not in JSON)
+        self.hosts = hosts
         self.differences: list[Difference] = []
+        self.explained: Explained = []
+        self.cut = False  # more differences existed, or may exist, than were kept
 
     def run(self, a: Any, b: Any) -> Walk:
         self._walk(a, b, ())
         return self
 
+    def _full(self) -> bool:
+        """Whether the limit is reached: what is left unwalked may differ, so the listing is cut."""
+        if len(self.differences) >= self.limit:
+            self.cut = True
+            return True
+        return False
+
     def _add(self, path: Sequence[str | int], kind: str, a: Any, b: Any) -> None:
         # Values are depth-bounded and exact numbers given as text (numbers.loggable): a
         # removed subtree 1,000 levels deep must not make pickle, orjson or redaction recurse.
-        if len(self.differences) < self.limit:
+        if not self._full():
+            self.budget.spend(2)  # the path written, both values made loggable
             self.differences.append(Difference("body", paths.format_path(path), kind, loggable(a), loggable(b)))
 
     def _walk(self, a: Any, b: Any, path: tuple[str | int, ...]) -> None:
-        if len(self.differences) >= self.limit:
+        if self._full():
             return
         self.budget.spend(3)
         if len(path) >= MAX_DEPTH and isinstance(a, (dict, list)):
@@ -125,7 +143,7 @@ class Walk:
             return
         if isinstance(a, dict) and isinstance(b, dict):
             for key, value in a.items():
-                if len(self.differences) >= self.limit:
+                if self._full():
                     return  # enough: the rest of a 64 KiB sibling list is not walked for nothing
                 if key not in b:
                     self._add((*path, key), "removed", value, None)
@@ -136,7 +154,7 @@ class Walk:
                     self._add((*path, key), "added", None, value)
         elif isinstance(a, list) and isinstance(b, list):
             for index, (x, y) in enumerate(zip(a, b)):
-                if len(self.differences) >= self.limit:
+                if self._full():
                     return
                 if self.strict or x != y or (type(x) is not type(y) and not _same_kind(x, y)):
                     self._walk(x, y, (*path, index))
@@ -152,7 +170,10 @@ class Walk:
         elif not _same_kind(a, b):
             self._add(path, "type_changed", a, b)
         elif a != b:
-            self._add(path, "changed", a, b)
+            if self.hosts is not None and isinstance(a, str) and self.hosts.explains(a, b, self.budget):
+                note(self.explained, "body", paths.format_path(path))
+            else:
+                self._add(path, "changed", a, b)
 
 
 def _same_kind(a: Any, b: Any) -> bool:

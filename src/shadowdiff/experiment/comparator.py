@@ -33,7 +33,7 @@ from collections import deque
 from shadowdiff import frames
 from shadowdiff.compare.body import BodyResult, BodyView, Limits, compare_bodies
 from shadowdiff.compare.budget import OverBudget
-from shadowdiff.compare.engine import assemble, body_view
+from shadowdiff.compare.engine import assemble, views
 from shadowdiff.compare.rules import RuleSet
 from shadowdiff.config import CompareConfig
 from shadowdiff.model import SHADOW_ERROR, Comparison, Exchange
@@ -103,7 +103,7 @@ class Comparator:
         candidate = exchange.candidates[lane]
         if not candidate.ok:
             return Comparison(exchange, lane, SHADOW_ERROR)
-        control_view, candidate_view = body_view(exchange.control), body_view(candidate)
+        control_view, candidate_view = views(exchange, lane)
         if not self._inline(control_view, candidate_view):
             return None
         try:
@@ -128,7 +128,7 @@ class Comparator:
             comparison = self.compare_now(exchange, lane, rules)
             if comparison is not None:
                 return comparison
-        control_view, candidate_view = body_view(exchange.control), body_view(exchange.candidates[lane])
+        control_view, candidate_view = views(exchange, lane)
         body, spent = await self._offloaded(control_view, candidate_view, rules, spare=spare)
         try:
             started = time.perf_counter()
