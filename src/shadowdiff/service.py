@@ -52,6 +52,9 @@ from shadowdiff.scrape import SharedRender
 # What a client connection buffers of a body before it stops reading (aiohttp pauses at twice
 # this; one read of the socket, up to 256 KiB, may come on top).
 READ_BUFFER_BYTES = 16 * 1024
+# A worker shares its field statistics every this many seconds: a snapshot at the caps takes
+# ~25 ms of the loop (shadowdiff.noise.fields), so not every second as the metrics are.
+FIELDS_EVERY = 5
 
 
 class ShadowDiff:
@@ -343,10 +346,12 @@ async def serve(
         if on_ready is not None:
             on_ready(service)
         shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if refresh_metrics else None
+        ticks = 0
         while not stop.is_set():
             if refresh_metrics:
                 service.metrics.refresh()
-            if shared:  # the supervisor's /api/v1 reads it
+            ticks += 1
+            if shared and ticks % FIELDS_EVERY == 1:  # the supervisor's /api/v1 reads it
                 await asyncio.to_thread(fields_file.write, shared, service.fields.snapshot())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0 if refresh_metrics else None)
