@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.conftest import StartProxy, metrics
-from tests.noise.test_evidence import ROUTES, api, apps, drive, field  # noqa: F401 (apps is a fixture)
+from tests.noise.conftest import ROUTES, api, drive, field
 
 OUTCOMES = ("match", "mismatch", "ignored", "noise", "shadow_error")
 REASK = {"reask_rate": 1.0, "min_observations": 5, "repeats": False}
