@@ -10,7 +10,8 @@ largest size that still goes inline at `compare.offload_bytes` (64 KiB by defaul
   masked-tiny    ~16,000 two-character strings that differ: the most mask calls per byte
   tolerated      every number drifts within the tolerance: each pair is walked, none reported
   unordered      one array of small objects, reversed: sorted by canonical JSON on both sides
-  many-diffs     every value changed: the walk stops at compare.max_differences
+  many-diffs     every value changed: the walk stops at MAX_FOUND (200) differences
+  host-urls      every string a URL differing only by the shadow's own authority: each explained
   deep-exact     big integers (the exact parser) with every one changed within tolerance
   text-masked    a text body whose every line has a masked token
 
@@ -52,16 +53,19 @@ RULES = Rules(
         RuleConfig(kind="ignore_header", header="x-trace", reason="bench"),
     ]
 ).for_route("/bench")
+# The control asked with the client's Host, the shadow with its own (shadow.host_header: own); no
+# digits in them, which the mask rule would hide before the Host policy could see them.
+HOSTS = ("api.example.com", "shadow.example.net")
 
 
-def _fit(make: Callable[[int], bytes], limit: int) -> int:
-    """The largest n with len(make(n)) <= limit (make grows with n)."""
+def _fit(size: Callable[[int], int], limit: int) -> int:
+    """The largest n with size(n) <= limit (size grows with n)."""
     low, high = 1, 1
-    while len(make(high)) <= limit:
+    while size(high) <= limit:
         low, high = high, high * 2
     while high - low > 1:
         middle = (low + high) // 2
-        low, high = (middle, high) if len(make(middle)) <= limit else (low, middle)
+        low, high = (middle, high) if size(middle) <= limit else (low, middle)
     return low
 
 
@@ -85,17 +89,21 @@ def shapes(limit: int) -> dict[str, tuple[bytes, bytes]]:
     def big(n: int, seed: int) -> bytes:
         return ("[" + ",".join(str(10**22 + i + seed) for i in range(n)) + "]").encode()
 
+    def urls(n: int, seed: int) -> bytes:
+        host = HOSTS[seed]
+        return orjson.dumps({"links": [f"https://{host}/Rows/{i}.json" for i in range(n)]})
+
     def text(n: int, seed: int) -> bytes:
         return "".join(f"line {i} id {(i + seed) % 10}\n" for i in range(n)).encode()
 
     out = {}
     for name, make in (
         ("masked-uuids", uuids), ("masked-tiny", tiny), ("tolerated", numbers), ("many-diffs", changed),
-        ("deep-exact", big), ("text-masked", text),
+        ("deep-exact", big), ("host-urls", urls), ("text-masked", text),
     ):  # fmt: skip
-        n = _fit(lambda n, make=make: make(n, 1), limit)
+        n = _fit(lambda n, make=make: max(len(make(n, 0)), len(make(n, 1))), limit)
         out[name] = (make(n, 0), make(n, 1))
-    n = _fit(lambda n: objects(n, True), limit)
+    n = _fit(lambda n: len(objects(n, True)), limit)
     out["unordered"] = (objects(n, False), objects(n, True))
     return out
 
@@ -112,6 +120,7 @@ def main() -> int:
     for name, (a, b) in shapes(args.offload_bytes).items():
         headers = {"Content-Type": "text/plain" if name.startswith("text") else "application/json", "X-Trace": name}
         pair = exchange(seen("primary", a, headers=headers), seen("shadow", b, headers={**headers, "X-Trace": "other"}))
+        pair.request.client_host, pair.candidates[SHADOW].host = HOSTS
         times, parse = [], []
         comparison = None
         for _ in range(args.repeat):

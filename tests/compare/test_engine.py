@@ -98,10 +98,66 @@ def test_json_versus_not_json() -> None:
     assert diffs(comparison) == [("body", "$", "type_changed")]
 
 
-def test_differences_are_capped() -> None:
-    """No more than max_differences are listed, however many there are."""
-    comparison = run(seen("primary", {f"k{i}": i for i in range(100)}), seen("shadow", {f"k{i}": -i - 1 for i in range(100)}))
-    assert len(comparison.differences) == LIMITS.max_differences
+def _changed(count: int) -> tuple[Observation, Observation]:
+    return seen("primary", {f"k{i}": i for i in range(count)}), seen("shadow", {f"k{i}": -i - 1 for i in range(count)})
+
+
+def test_every_difference_past_max_differences_is_kept() -> None:
+    """25 differing fields with max_differences=20 are all returned, in document order, and the listing is not cut."""
+    comparison = run(*_changed(25))
+    assert [d.path for d in comparison.differences] == [f"$.k{i}" for i in range(25)]
+    assert comparison.cut is False
+
+
+def test_differences_past_max_found_are_cut() -> None:
+    """Past max_found (200) differences the engine stops, keeps exactly max_found and says the listing was cut."""
+    comparison = run(*_changed(300))
+    assert len(comparison.differences) == LIMITS.max_found == 200
+    assert comparison.cut is True
+
+
+def test_exactly_max_found_differences_are_not_cut() -> None:
+    """A body with exactly max_found differences, the last in its last field, is listed whole and not cut."""
+    comparison = compare(exchange(*_changed(5)), SHADOW, EMPTY, Limits(64 * 1024, max_differences=2, max_found=5))
+    assert (len(comparison.differences), comparison.cut) == (5, False)
+
+
+def test_status_and_header_differences_count_towards_max_found() -> None:
+    """Status, header and body differences together are kept up to max_found in all; past it the comparison is cut."""
+    p, s = _changed(5)
+    s = seen("shadow", {f"k{i}": -i - 1 for i in range(5)}, status=500, headers={"X-New": "1"})
+    comparison = compare(exchange(p, s), SHADOW, EMPTY, Limits(64 * 1024, max_differences=2, max_found=5))
+    assert [d.part for d in comparison.differences] == ["status", "header", "body", "body", "body"]
+    assert comparison.cut is True
+
+
+def test_max_differences_above_max_found_is_honoured() -> None:
+    """A max_differences larger than max_found still gets every difference up to it."""
+    comparison = compare(exchange(*_changed(30)), SHADOW, EMPTY, Limits(64 * 1024, max_differences=25, max_found=10))
+    assert (len(comparison.differences), comparison.cut) == (25, True)
+
+
+def test_text_line_differences_past_max_found_are_cut() -> None:
+    """A text body with more changed hunks than max_found keeps max_found of them and is cut; with fewer it is not."""
+    plain = {"Content-Type": "text/plain"}
+    a = "".join(f"same {i}\nold {i}\n" for i in range(8)).encode()
+    b = "".join(f"same {i}\nnew {i}\n" for i in range(8)).encode()
+    limits = Limits(64 * 1024, max_differences=2, max_found=5)
+    cut = compare(exchange(seen("primary", a, headers=plain), seen("shadow", b, headers=plain)), SHADOW, EMPTY, limits)
+    assert ([d.path for d in cut.differences], cut.cut) == ([f"line {2 * i + 2}" for i in range(5)], True)
+    whole = compare(exchange(seen("primary", a, headers=plain), seen("shadow", b, headers=plain)), SHADOW, EMPTY, LIMITS)
+    assert (len(whole.differences), whole.cut) == (8, False)
+
+
+def test_multipart_differences_past_max_found_are_cut() -> None:
+    """Multipart parts are walked like JSON fields: past max_found changed parts the listing is cut."""
+    body_a, headers_a = _form("aa", **{f"f{i}": "old" for i in range(8)})
+    body_b, headers_b = _form("bb", **{f"f{i}": "new" for i in range(8)})
+    limits = Limits(64 * 1024, max_differences=2, max_found=5)
+    comparison = compare(
+        exchange(seen("primary", body_a, headers=headers_a), seen("shadow", body_b, headers=headers_b)), SHADOW, EMPTY, limits
+    )
+    assert ([d.path for d in comparison.differences], comparison.cut) == ([f"$.f{i}" for i in range(5)], True)
 
 
 # -- rules -----------------------------------------------------------------------

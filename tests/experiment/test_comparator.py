@@ -101,6 +101,21 @@ async def test_the_worker_redacts_and_cuts_what_it_finds(comparators) -> None:
     assert "abcdef123456" not in values["$.items[3].note"] and len(values["$.items[3].note"]) < 300
 
 
+async def test_the_worker_keeps_host_explained_paths_and_the_cut_flag(comparators) -> None:
+    """In the worker (inline=False) the shadow's own authority is explained as inline, and a listing past
+    max_found comes back cut with max_found differences: both survive the trip through the worker process."""
+    comparator = comparators()
+    doc = {"self": "https://api.example.com/r", **{f"k{i}": i for i in range(comparator.limits.max_found + 50)}}
+    changed = {"self": "https://127.0.0.1:8002/r", **{f"k{i}": -i - 1 for i in range(comparator.limits.max_found + 50)}}
+    pair = exchange(seen("primary", doc), seen("shadow", changed))
+    pair.request.client_host, pair.candidates[SHADOW].host = "api.example.com", "127.0.0.1:8002"
+    result = await comparator.compare(pair, SHADOW, EMPTY, inline=False)
+    assert comparator.worker_pid is not None  # it went to the worker
+    assert result.host_explained == (("body", "$.self"),)
+    assert (len(result.differences), result.cut) == (comparator.limits.max_found, True)
+    assert result.outcome == MISMATCH
+
+
 async def test_small_bodies_stay_inline(comparators) -> None:
     """At or under offload_bytes no worker process is started."""
     comparator = comparators(offload_bytes=1 << 20)
