@@ -52,7 +52,7 @@ def test_no_pair_when_a_host_is_empty_or_both_are_the_same(control: str, candida
         (f"http://{CLIENT}/a and http://{CLIENT}/b", f"http://{OWN}/a and http://{OWN}/b", True),
         (f"https://{CLIENT}/x", f"http://{OWN}/x", True),  # TLS ended in front of the primary
         (f"http://{CLIENT}/x", f"https://{OWN}/x", False),  # the other way round is a real change
-        (f"https://{CLIENT.upper()}/x", f"https://127.0.0.1:8002/x", True),  # hosts match ASCII case-insensitively
+        (f"https://{CLIENT.upper()}/x", "https://127.0.0.1:8002/x", True),  # hosts match ASCII case-insensitively
         (f"https://{CLIENT}/Rows", f"https://{OWN}/rows", False),  # the rest must be equal exactly
         (f"https://{CLIENT}/x?v=1", f"https://{OWN}/x?v=2", False),  # the host and something else differ
         (f"https://{CLIENT}/x", "https://other.example.com/x", False),  # a third host is not explained

@@ -115,6 +115,8 @@ async def test_a_dead_worker_is_replaced_and_counts_are_kept(primary: Backend) -
         async with aiohttp.ClientSession() as client:
             await until_ready(served, client)
             assert await get_each_on_its_own_connection(served.url, 10) == [200] * 10
+            # A worker counts a request just after its answer is sent: kill only once all 10 are counted.
+            await settled(served, client, 10)
             before = children(served.process.pid)
             victim = min(before)
             os.kill(victim, signal.SIGKILL)
