@@ -12,7 +12,8 @@ breaker), and if any did, one background task runs the experiment:
 3. compare each lane with the control, and publish each comparison: A/A lanes
    first (their evidence then counts for the shadow's verdicts), the shadow last.
    With `repeats` (noise.repeats), the primary's earlier answer to the same request,
-   if it is recent, is one more A/A lane (`repeat`) at no cost but a comparison.
+   if it is recent, is one more A/A lane (`repeat`) at no cost but a comparison
+   (sampled per route past the first ones: noise.repeats).
 
 The first lane is the shadow; the others (A/A lanes) go only with it, when it took
 the copy: their evidence is for the shadow's comparisons. Their comparisons use at
@@ -111,7 +112,7 @@ class Experiment:
         names = [lane.name for lane in lanes]
         repeats = mirror.repeats
         if repeats is not None and (key := request_key(request)) is not None:
-            previous = repeats.swap(key, primary)
+            previous = repeats.swap(key, primary, request.route)
             if previous is not None:
                 candidates[REPEAT] = previous
                 names.append(REPEAT)

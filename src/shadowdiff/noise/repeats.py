@@ -19,7 +19,12 @@ The price, and why it is bounded:
   from the next because the data changed in between (a write, a counter). That is
   counted as noise the primary makes; keeping the window short keeps it rare, and
   the shadow, asked at the same moment as the primary, is not affected by it.
-- only GET, HEAD and OPTIONS: asking twice must not be a different request.
+- only GET, HEAD and OPTIONS: asking twice must not be a different request;
+- CPU: each repeat handed back is one more comparison. Per route, every repeat is
+  handed back until FIRST were, then only while they stay under SHARE of the route's
+  safe requests: a service whose traffic is mostly repeats pays about a tenth more
+  comparisons, not twice as many. Verdicts compare rates, so a sampled A/A count
+  judges as well as a full one (noise.verdict).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from shadowdiff.model import CapturedRequest, Observation
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REQUEST_VARY = ("authorization", "cookie", "accept", "accept-encoding", "accept-language", "content-type")
 MAX_ENTRIES = 4096
+FIRST = 100  # repeats per route always handed back: the verdicts' first evidence
+SHARE = 0.1  # past FIRST, repeats handed back per route stay under this share of its safe requests
 _HEAD_BYTES = 512  # what an entry costs besides its body (the key, the observation, its headers), about
 
 
@@ -70,14 +77,21 @@ class Repeats:
         self._clock = clock
         self._entries: OrderedDict[bytes, tuple[float, Observation, int]] = OrderedDict()
         self.held = 0  # bytes the kept answers cost
+        self._routes: dict[str, list[int]] = {}  # route -> [safe requests seen, repeats handed back]
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def swap(self, key: bytes, observation: Observation) -> Observation | None:
+    def swap(self, key: bytes, observation: Observation, route: str) -> Observation | None:
         """Keep `observation` as the latest answer to `key`, and return the one it replaces if that
-        was given within the window (None: the first time, or too long ago)."""
+        was given within the window and `route` is due a repeat (None: the first time, too long
+        ago, or the route has its share; see CPU in the module docstring). Routes are the route
+        table's, so their number is bounded."""
         now = self._clock()
+        counts = self._routes.get(route)
+        if counts is None:
+            counts = self._routes[route] = [0, 0]
+        counts[0] += 1
         previous = self._entries.pop(key, None)
         if previous is not None:
             self.held -= previous[2]
@@ -88,6 +102,9 @@ class Repeats:
         self._trim(now)
         if previous is None or now - previous[0] > self.window:
             return None
+        if counts[1] >= FIRST and counts[1] >= counts[0] * SHARE:
+            return None
+        counts[1] += 1
         return previous[1]
 
     def _trim(self, now: float) -> None:
