@@ -145,7 +145,7 @@ async def serving(
 
     `config`, if given, is written to a file under tmp_path and passed as --config;
     --listen and --admin always come from here; `env` adds to the environment. The
-    started line is kept in `out` too. On exit a process still running is killed, and
+    lines up to the started one are kept in `out` too. On exit a process still running is killed, and
     both pipes are drained: an unread full pipe keeps wait() from returning.
     """
     listen, admin = free_port(), free_port()
@@ -163,8 +163,12 @@ async def serving(
     served = Served(process, listen, admin)
     started = b""
     try:
-        started = await asyncio.wait_for(process.stdout.readline(), 20)
-        assert b'"event":"started"' in started, started
+        # With --workers the supervisor's own line may come before a worker's relayed one.
+        deadline = asyncio.get_running_loop().time() + 20
+        while b'"event":"started"' not in started:
+            line = await asyncio.wait_for(process.stdout.readline(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            assert line, started  # it exited before starting
+            started += line
         yield served
     finally:
         if process.returncode is None:
