@@ -160,7 +160,10 @@ class _Field:
 
 
 class _Route:
-    __slots__ = ("compared", "aa_compared", "aa_sources", "outcomes", "untracked", "cut", "host_count", "host_examples", "fields")
+    __slots__ = (
+        "compared", "aa_compared", "aa_sources", "outcomes", "untracked", "cut", "host_count", "host_examples", "fields",
+        "timed", "primary_seconds", "shadow_seconds",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.compared = 0
@@ -172,6 +175,9 @@ class _Route:
         self.host_count = 0
         self.host_examples: list[tuple[str, str]] = []
         self.fields: dict[tuple[str, str], _Field] = {}
+        self.timed = 0  # shadow answers whose latency is summed below (both sides answered)
+        self.primary_seconds = 0.0
+        self.shadow_seconds = 0.0
 
     def snapshot(self, values: bool) -> dict[str, Any]:
         return {
@@ -182,6 +188,7 @@ class _Route:
             "untracked": self.untracked,
             "cut": self.cut,
             "host_explained": {"count": self.host_count, "examples": [list(pair) for pair in self.host_examples]},
+            "latency": {"timed": self.timed, "primary_seconds": self.primary_seconds, "shadow_seconds": self.shadow_seconds},
             "fields": [field.snapshot(values) for field in self.fields.values()],
         }
 
@@ -211,11 +218,19 @@ class FieldStats:
         self._fields = 0
         self._untracked_routes = 0  # shadow comparisons on routes past max_routes
         self._untracked_routes_aa = 0  # A/A comparisons on routes past max_routes
+        self._touched: set[str] = set()  # routes counted in since the last take_touched()
+
+    def take_touched(self) -> set[str]:
+        """The routes something was counted on since the last call (what the store must write)."""
+        touched, self._touched = self._touched, set()
+        return touched
 
     def _route(self, name: str) -> _Route | None:
         route = self._routes.get(name)
         if route is None and len(self._routes) < self.max_routes:
             route = self._routes[name] = _Route()
+        if route is not None:
+            self._touched.add(name)
         return route
 
     def _field(self, route: _Route, part: str, path: str, now: float) -> _Field | None:
@@ -302,15 +317,27 @@ class FieldStats:
         found = verdict(field.differences.get(kind, 0), stats.compared, field.noise.get(kind, 0), stats.aa_compared, self.thresholds)
         return path, found
 
-    def outcome(self, route: str, outcome: str, *, cut: bool = False, host_explained: Sequence[tuple[str, str]] = ()) -> None:
+    def outcome(
+        self,
+        route: str,
+        outcome: str,
+        *,
+        cut: bool = False,
+        host_explained: Sequence[tuple[str, str]] = (),
+        latency: tuple[float, float] | None = None,
+    ) -> None:
         """The comparison's final outcome (match, mismatch, ignored, noise, shadow_error) for the
         routes view; `cut`: the engine stopped listing its differences (counted per route);
         `host_explained`: (part, path) pairs the Host policy explained (counted per route, with
-        up to 10 example paths)."""
+        up to 10 example paths); `latency`: (primary, shadow) seconds, when both answered."""
         stats = self._route(route)
         if stats is None:
             return
         stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1
+        if latency is not None:
+            stats.timed += 1
+            stats.primary_seconds += latency[0]
+            stats.shadow_seconds += latency[1]
         stats.cut += cut
         stats.host_count += len(host_explained)
         for part, path in host_explained:
@@ -319,13 +346,14 @@ class FieldStats:
             if (part, path) not in stats.host_examples:
                 stats.host_examples.append((part, path))
 
-    def snapshot(self, *, route: str | None = None, values: bool = True) -> dict[str, Any]:
+    def snapshot(self, *, route: str | None = None, values: bool = True, routes: set[str] | None = None) -> dict[str, Any]:
         """Every count as plain JSON-able data (orjson), including the thresholds; cheap enough to
         take on the event loop at the caps (about 25 ms at 4,000 paths with full examples: see
         the module docstring). `route`: that route alone (none if unseen); `values=False`:
-        counts only, no examples, numeric changes or transitions."""
+        counts only, no examples, numeric changes or transitions; `routes`: those routes alone."""
         t = self.thresholds
-        routes = self._routes if route is None else {route: self._routes[route]} if route in self._routes else {}
+        names = routes if routes is not None else None if route is None else {route}
+        routes_ = self._routes if names is None else {n: self._routes[n] for n in names if n in self._routes}
         return {
             "thresholds": {"relative": t.relative, "absolute": t.absolute, "min_observations": t.min_observations},
             "caps": {
@@ -334,5 +362,5 @@ class FieldStats:
             },  # fmt: skip
             "untracked_routes": self._untracked_routes,
             "untracked_routes_aa": self._untracked_routes_aa,
-            "routes": {name: stats.snapshot(values) for name, stats in routes.items()},
+            "routes": {name: stats.snapshot(values) for name, stats in routes_.items()},
         }

@@ -45,16 +45,17 @@ def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
         keep = out["caps"].get("examples", 2)
         for name, route in snapshot["routes"].items():
             if name in out["routes"]:
-                _add_route(out["routes"][name], route, keep)
+                add_route(out["routes"][name], route, keep)
             else:
-                out["routes"][name] = _add_route(_empty_route(), route, keep)
+                out["routes"][name] = add_route(empty_route(), route, keep)
     return out
 
 
-def _empty_route() -> dict[str, Any]:
+def empty_route() -> dict[str, Any]:
     return {
         "compared": 0, "aa_compared": 0, "aa_sources": {}, "outcomes": {}, "untracked": 0, "cut": 0,
         "host_explained": {"count": 0, "examples": []}, "fields": [],
+        "latency": {"timed": 0, "primary_seconds": 0.0, "shadow_seconds": 0.0},
     }  # fmt: skip
 
 
@@ -63,12 +64,13 @@ def _add(into: dict[str, int], counts: dict[str, int]) -> None:
         into[key] = into.get(key, 0) + n
 
 
-def _add_route(into: dict[str, Any], route: dict[str, Any], keep: int) -> dict[str, Any]:
+def add_route(into: dict[str, Any], route: dict[str, Any], keep: int) -> dict[str, Any]:
     for key in ("compared", "aa_compared", "untracked", "cut"):
         into[key] += route[key]
     for source, counts in route["aa_sources"].items():
         _add(into["aa_sources"].setdefault(source, {"observations": 0, "errors": 0}), counts)
     _add(into["outcomes"], route["outcomes"])
+    _add(into["latency"], route.get("latency", {}))
     host = into["host_explained"]
     host["count"] += route["host_explained"]["count"]
     for pair in route["host_explained"]["examples"]:

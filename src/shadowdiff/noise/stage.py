@@ -62,5 +62,6 @@ class NoiseStage:
                 differences=tuple(differences[i] for i in order),
                 verdicts=tuple(verdicts[i] for i in order),
             )
-        stats.outcome(route, comparison.outcome, cut=comparison.cut, host_explained=comparison.host_explained)
+        latency = (comparison.control.elapsed, comparison.candidate.elapsed)
+        stats.outcome(route, comparison.outcome, cut=comparison.cut, host_explained=comparison.host_explained, latency=latency)
         return comparison

@@ -53,6 +53,14 @@ def _aa(route: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _latency(route: dict[str, Any]) -> dict[str, Any]:
+    """Mean latency of each side over the shadow comparisons where both answered (ms; None: none yet)."""
+    latency = route.get("latency") or {}
+    timed = latency.get("timed", 0)
+    mean = lambda seconds: round(seconds / timed * 1000, 3) if timed else None  # noqa: E731
+    return {"timed": timed, "primary_ms": mean(latency.get("primary_seconds", 0.0)), "shadow_ms": mean(latency.get("shadow_seconds", 0.0))}
+
+
 def _kinds(route: dict[str, Any], field: dict[str, Any], t: Thresholds) -> dict[str, dict[str, Any]]:
     out = {}
     for kind in sorted({*field["differences"], *field["noise"]}):
@@ -80,6 +88,7 @@ def routes_view(snapshot: dict[str, Any]) -> dict[str, Any]:
                 "route": name,
                 "comparisons": _comparisons(route),
                 "compared": route["compared"],
+                "latency": _latency(route),
                 "aa": _aa(route),
                 "fields": len(route["fields"]),
                 "verdicts": verdicts,
@@ -113,6 +122,7 @@ def fields_view(snapshot: dict[str, Any], route: str, *, only: str | None = None
         "route": route,
         "comparisons": _comparisons(stats),
         "compared": stats["compared"],
+        "latency": _latency(stats),
         "aa_observations": stats["aa_compared"],
         "aa": _aa(stats),
         "thresholds": dict(snapshot["thresholds"]),
