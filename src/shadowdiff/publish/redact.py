@@ -192,6 +192,12 @@ class Redactor:
             return self.text(value)
         return _scalar(value)
 
+    def document(self, value: Any, *, limit: int = 1 << 20) -> Any:
+        """A whole parsed body scrubbed key by key, not cut to max_value_chars (a stored sample's body):
+        secret keys' values and credential shapes hidden as in `value()`; past `limit` characters of
+        output the rest is left out, and a long string is scrubbed as `text()` scans it."""
+        return self._scrub(value, 0, 0, [limit])
+
     def text(self, value: str) -> str:
         """A string as it may be written: secrets hidden, cut, controls escaped (see `_scan`)."""
         scrubbed, hidden = self._scan(value)
