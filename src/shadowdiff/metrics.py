@@ -69,6 +69,10 @@ class _Children:
         return child
 
 
+STORE_OPS = ("write", "retention", "read")
+STORE_DROPS = ("sample", "stats")
+
+
 def method_label(method: str) -> str:
     return method if method in KNOWN_METHODS else "other"
 
@@ -248,6 +252,24 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.store_errors = _Children(
+            Counter(
+                "shadowdiff_store_errors",
+                "Store operations that failed, by op (write: a flush of statistics and samples, retried at the "
+                "next flush; retention; read: an admin API or UI read). Clients are never affected.",
+                ["op"],
+                registry=registry,
+            )
+        )
+        self.store_dropped = _Children(
+            Counter(
+                "shadowdiff_store_dropped",
+                "What the store did not keep, by what (sample: the writer's queue was full or its flush failed; "
+                "stats: a minute of statistics held past 60 minutes of a store that stayed down).",
+                ["what"],
+                registry=registry,
+            )
+        )
         self.max_field_series = 1000  # (route, path) pairs with a series of their own (noise.max_field_series)
         self._field_series: set[tuple[str, str]] = set()
         self._log_dropped_seen = 0
@@ -269,6 +291,10 @@ class Metrics:
         for source in AA_LANES:
             for outcome in AA_OUTCOMES:
                 self.aa_comparisons.labels(source, outcome)
+        for op in STORE_OPS:
+            self.store_errors.labels(op)
+        for what in STORE_DROPS:
+            self.store_dropped.labels(what)
 
     def field_difference(self, route: str, path: str, verdict: str) -> None:
         """One shadow difference at `path` on `route`; past max_field_series (route, path) pairs, under 'other'."""

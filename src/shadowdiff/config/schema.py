@@ -215,6 +215,30 @@ class NoiseConfig:
     max_field_series: int = _setting(1000, positive, restart=True)  # shadowdiff_field_differences_total series
 
 
+def _store_url(value: str) -> str | None:
+    if value == "" or value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return None
+    return "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DB (\"\" for the default file)"
+
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """The mismatch store: field statistics over time and sample exchanges (shadowdiff.store)."""
+
+    enabled: bool = _setting(True, restart=True)
+    # "" is the default file: $XDG_STATE_HOME/shadowdiff/store.db (~/.local/state/shadowdiff/store.db).
+    url: str = _setting("", _store_url, secret=True, restart=True)
+    instance: str = _setting("", restart=True)  # this proxy's name in a fleet's store ("": host name)
+    samples_per_field: int = _setting(5, non_negative)  # whole exchanges kept per (route, part, path)
+    max_age: float = _setting(7 * DAY, positive)  # seconds; older counts and samples are deleted
+    max_bytes: int = _setting(256 * MiB, positive)  # the store's size; past it the oldest go first
+    flush_interval: float = _setting(2.0, positive)  # seconds between writes of the statistics
+    max_queued: int = _setting(256, positive)  # samples waiting for the writer; past it dropped
+
+
 MAX_METRICS_INTERVAL = 60.0  # a scrape every 15-60 s is usual: a longer reuse would hide changes
 
 
@@ -256,6 +280,7 @@ class Config:
     mirror: MirrorConfig = _setting(MirrorConfig())
     compare: CompareConfig = _setting(CompareConfig())
     noise: NoiseConfig = _setting(NoiseConfig())
+    store: StoreConfig = _setting(StoreConfig())
     routes: tuple[str, ...] = _setting((), route_templates)
     admin: AdminConfig = _setting(AdminConfig())
     logging: LoggingConfig = _setting(LoggingConfig())
