@@ -24,6 +24,12 @@ from tests.metrics_text import MetricsReader
 
 
 @pytest.fixture(autouse=True)
+def _own_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test's proxies (and the processes it starts) keep their default store in its own directory."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
+@pytest.fixture(autouse=True)
 def _info_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts at the default log level, whatever ran before it."""
     monkeypatch.setattr(log, "_threshold", logging.INFO)

@@ -1,4 +1,6 @@
-"""The admin listener: /metrics, /healthz, /readyz and the JSON API under /api/, on its own (loopback) port."""
+"""The admin listener: /metrics, /healthz, /readyz, the JSON API under /api/ and the web UI at /,
+on its own (loopback) port. The API and the UI read a `sources` source: the store, or this
+process's live statistics when the store is off."""
 
 from __future__ import annotations
 
@@ -9,12 +11,16 @@ import orjson
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from shadowdiff import log
 from shadowdiff.noise.verdict import VERDICTS
-from shadowdiff.noise.views import fields_view, routes_view
+from shadowdiff.store.database import reason
+from shadowdiff.sources import LiveSource, Range, RangeError, StoreSource
 
 API = "/api/"
 ROUTES = "/api/v1/routes"
 FIELDS = "/api/v1/fields"
+SAMPLES = "/api/v1/samples"
+ENDPOINTS = f"GET {ROUTES}, GET {FIELDS}?route=ROUTE, GET {SAMPLES}?route=ROUTE[&path=PATH] and GET {SAMPLES}/ID"
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -34,12 +40,17 @@ async def _json_errors(request: web.Request, handler: Callable[[web.Request], Aw
         if not request.path.startswith(API) or exc.status < 400:
             raise
         if exc.status == 404:
-            return _error(404, f"no such endpoint {request.path!r}; the API has GET {ROUTES} and GET {FIELDS}?route=ROUTE")
+            return _error(404, f"no such endpoint {request.path!r}; the API has {ENDPOINTS}")
         if exc.status == 405:
             response = _error(405, f"{request.method} is not allowed on {request.path}; use GET")
             response.headers["Allow"] = exc.headers.get("Allow", "GET, HEAD")
             return response
         return _error(exc.status, exc.reason)
+    except Exception as exc:  # the store is down or locked: say so, as JSON; the proxy is unaffected
+        if not request.path.startswith(API):
+            raise
+        log.event("warning", "store_read_failed", path=request.path, error=reason(exc))
+        return _error(503, f"the store cannot be read right now ({reason(exc)}); clients are still served")
 
 
 def create_admin_app(
@@ -47,13 +58,12 @@ def create_admin_app(
     *,
     ready: Callable[[], bool],
     detail: Callable[[], str] = lambda: "",
-    fields: Callable[[], dict[str, Any]] | None = None,
+    source: LiveSource | StoreSource | None = None,
 ) -> web.Application:
     """`await exposition()` gives /metrics (a `scrape.SharedRender`'s `get`: never a render on
     the loop); `ready()` says whether the proxy is accepting traffic (false while starting
-    or draining); `detail()` adds a line to /readyz; `fields()` gives the field statistics
-    snapshot (one worker's, or the supervisor's merge) the API reads; without it the API
-    answers 503."""
+    or draining); `detail()` adds a line to /readyz; `source` is what the API and the UI read
+    (the store, or the live field statistics); without it the API answers 503."""
 
     async def metrics_handler(request: web.Request) -> web.Response:
         response = web.Response(body=await exposition())
@@ -70,13 +80,19 @@ def create_admin_app(
             return web.Response(text="ready\n" + extra)
         return web.Response(status=503, text="not ready\n" + extra)
 
+    def span(request: web.Request) -> Range:
+        try:
+            return Range.parse(request.query)
+        except RangeError as exc:
+            raise web.HTTPBadRequest(reason=str(exc)) from None
+
     async def routes(request: web.Request) -> web.Response:
-        if fields is None:
+        if source is None:
             return _error(503, "noise detection is not running")
-        return json_response(routes_view(fields()))
+        return json_response(await source.routes(span(request)))
 
     async def route_fields(request: web.Request) -> web.Response:
-        if fields is None:
+        if source is None:
             return _error(503, "noise detection is not running")
         route = request.query.get("route")
         if route is None:
@@ -84,10 +100,35 @@ def create_admin_app(
         only = request.query.get("verdict")
         if only is not None and only not in VERDICTS:
             return _error(400, f"verdict must be one of {', '.join(VERDICTS)}, got {only!r}")
-        view = fields_view(fields(), route, only=only)
+        view = await source.fields(route, span(request), only)
         if view is None:
             return _error(404, f"no comparisons seen on route {route!r} yet; GET {ROUTES} lists the routes seen")
         return json_response(view)
+
+    async def samples(request: web.Request) -> web.Response:
+        if source is None or not source.stored:
+            return _error(503, "samples are kept in the store, and the store is off (store.enabled: false)")
+        route = request.query.get("route")
+        if route is None:
+            return _error(400, f"say which route: GET {SAMPLES}?route=/orders/{{id}}[&path=$.total] (GET {ROUTES} lists them)")
+        try:
+            limit = int(request.query.get("limit", "20"))
+        except ValueError:
+            return _error(400, "limit must be a whole number (at most 100)")
+        found = await source.samples(route, request.query.get("part"), request.query.get("path"), limit)
+        return json_response({"route": route, "path": request.query.get("path"), "samples": found or []})
+
+    async def sample(request: web.Request) -> web.Response:
+        if source is None or not source.stored:
+            return _error(503, "samples are kept in the store, and the store is off (store.enabled: false)")
+        try:
+            sample_id = int(request.match_info["id"])
+        except ValueError:
+            return _error(400, f"a sample id is a whole number, got {request.match_info['id'][:40]!r}")
+        found = await source.sample(sample_id)
+        if found is None:
+            return _error(404, f"no sample {sample_id} (retention may have deleted it); GET {SAMPLES}?route=ROUTE lists them")
+        return json_response(found)
 
     app = web.Application(middlewares=[_json_errors])
     app.router.add_get("/metrics", metrics_handler)
@@ -95,4 +136,6 @@ def create_admin_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get(ROUTES, routes)
     app.router.add_get(FIELDS, route_fields)
+    app.router.add_get(SAMPLES, samples)
+    app.router.add_get(SAMPLES + "/{id}", sample)
     return app

@@ -16,7 +16,9 @@ from typing import Any
 
 from shadowdiff import __version__, config as configuration, log
 from shadowdiff.config import Config, ConfigError
-from shadowdiff.service import run_event_loop, serve
+from shadowdiff.loop import run_event_loop
+from shadowdiff.service import serve
+from shadowdiff.store.database import StoreError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -64,6 +66,7 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--primary", metavar="URL", help="primary base URL (primary.url)")
     parser.add_argument("--shadow", metavar="URL", help="shadow base URL (shadow.url)")
     parser.add_argument("--admin", metavar="HOST:PORT", help="admin listener (admin.listen)")
+    parser.add_argument("--store", metavar="URL", help="the mismatch store: sqlite:///PATH or postgresql://... (store.url)")
     parser.add_argument(
         "--workers", type=int, metavar="N",
         help="proxy processes sharing the listen port (listen.workers; default 1); bounds apply per process",
@@ -77,6 +80,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "shadow.url": args.shadow,
         "admin.listen": args.admin,
         "listen.workers": args.workers,
+        "store.url": args.store,
     }
     return {key: value for key, value in pairs.items() if value is not None}
 
@@ -93,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:  # a store that cannot be created: say what to fix
+        print(f"store error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # e.g. address already in use
         print(f"shadowdiff: {exc}", file=sys.stderr)

@@ -6,19 +6,17 @@ client requests finish (up to `listen.shutdown_timeout`), then drain shadow work
 (up to `mirror.drain_timeout`), then close the upstreams and the comparison worker.
 `apply()` takes a new config while serving (the keys that may change live).
 
-`serve()` is the serve loop both `shadowdiff serve` and each `--workers` worker run;
-`run_event_loop()` runs a coroutine on uvloop where it is built.
+`serve()` is the serve loop both `shadowdiff serve` and each `--workers` worker run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import random
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +30,7 @@ from shadowdiff.experiment.comparator import Comparator
 from shadowdiff.experiment.lanes import Lane
 from shadowdiff.experiment.mirror import Mirror
 from shadowdiff.http.upstream import Limits, Upstream
+from shadowdiff.loop import tune_gc
 from shadowdiff.metrics import Metrics
 from shadowdiff.model import CONTROL, REASK, SECONDARY, SHADOW, CapturedRequest
 from shadowdiff.noise import shared as fields_file
@@ -47,6 +46,8 @@ from shadowdiff.publish.redact import Redactor
 from shadowdiff.publish.sinks import LogSink
 from shadowdiff.runtime import RuntimeHolder
 from shadowdiff.scrape import SharedRender
+from shadowdiff.sources import LiveSource, StoreSource
+from shadowdiff.store.attach import AttachedStore
 
 
 # What a client connection buffers of a body before it stops reading (aiohttp pauses at twice
@@ -82,7 +83,14 @@ class ShadowDiff:
         )
         metrics.max_field_series = noise.max_field_series
         stage = NoiseStage(self.fields, on_field=metrics.field_difference)
-        self.publisher = Publisher(metrics, redactor, [LogSink(), *extra_sinks], stages=[stage])
+        sinks: list[Sink] = [LogSink(), *extra_sinks]
+        self.store: AttachedStore | None = None
+        self.source: LiveSource | StoreSource = LiveSource(self.fields.snapshot)
+        if config.store.enabled:
+            self.store = AttachedStore.open(config.store, self.fields, metrics, lambda: self.publisher.redactor.spec)
+            sinks.append(self.store.sink)
+            self.source = self.store.source
+        self.publisher = Publisher(metrics, redactor, sinks, stages=[stage])
         self.publisher.listed = config.compare.max_differences
 
         def skipped(reason: str) -> None:
@@ -119,6 +127,11 @@ class ShadowDiff:
         self._traffic: web.BaseRunner | None = None
         self._admin: web.BaseRunner | None = None
         self._malformed: MalformedRequests | None = None
+
+    async def flush_store(self) -> None:
+        """Write what this process counted so far to the store, if there is one."""
+        if self.store is not None:
+            await self.store.flush()
 
     def _lane(self, name: str, url: str, *, on_skip: Callable[[str], None], **options: Any) -> Lane:
         """A background lane under the shadow's bounds. A re-ask goes as the client's request
@@ -168,6 +181,8 @@ class ShadowDiff:
         ):
             self.mirror.repeats = _repeats(config)
         self.publisher.redactor = self.comparator.redactor = Redactor(config.logging)
+        if self.store is not None:
+            self.store.apply(config.store)
         self.budget.limit = config.mirror.max_buffered_bytes
         self.scrapes.min_interval = config.admin.metrics_min_interval
         log.set_level(config.logging.level)
@@ -182,12 +197,14 @@ class ShadowDiff:
 
     async def _start(self) -> None:
         config = self.config
+        if self.store is not None:
+            self.store.start()
         await self.primary.start()
         for lane in self.lanes:
             await lane.upstream.start()
         if self._serve_admin:
             self._admin = web.AppRunner(
-                create_admin_app(self.scrapes.get, ready=lambda: self.ready, fields=self.fields.snapshot),
+                create_admin_app(self.scrapes.get, ready=lambda: self.ready, source=self.source),
                 handle_signals=False,
                 access_log=None,
             )
@@ -269,6 +286,8 @@ class ShadowDiff:
             await traffic.cleanup()  # stops accepting; waits for in-flight client requests
         cancelled = await self.mirror.drain(self.config.mirror.drain_timeout)
         await asyncio.to_thread(self.publisher.close)  # sinks' own threads: off the loop
+        if self.store is not None:
+            await self.store.close()
         await self.comparator.close()
         await self.primary.close()
         for lane in self.lanes:
@@ -363,27 +382,6 @@ async def serve(
             if shared := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
                 fields_file.write(shared, service.fields.snapshot())
     return 0
-
-
-def run_event_loop(coro: Coroutine[Any, Any, int]) -> int:
-    try:
-        import uvloop
-    except ImportError:  # uvloop is not built for every platform
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
-def tune_gc() -> None:
-    """Make garbage collection cheap for a long-running proxy (call once started).
-
-    Measured under `make bench` load (row 3): 660 collections in 9 s took 0.33 s,
-    about 3.5% of the proxy's CPU, mostly full collections walking the ~100k objects
-    built at start-up (aiohttp, prometheus-client, config) that live for ever.
-    `gc.freeze()` moves those out of the collector's sight, and a larger first
-    threshold lets short-lived cycles (futures, exceptions) go in fewer passes.
-    """
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
 
 
 def _bound(runner: web.BaseRunner | None) -> HostPort:

@@ -13,8 +13,10 @@ to files in a private directory (PROMETHEUS_MULTIPROC_DIR, set for the workers
 only) and the supervisor's /metrics sums them, so a dashboard sees one proxy.
 Gauges say how they combine (`multiprocess_mode` in metrics.py). Field statistics
 (/api/v1) go the same way: each worker writes a snapshot there each second
-(`noise.shared`) and the supervisor's API shows their sum. Each worker draws its
-noise verdicts from its own evidence.
+(`noise.shared`) and the supervisor's API shows their sum when the store is off. With
+the store on, each worker writes to it as its own instance and the supervisor's API
+and UI read it, like any instance of a fleet. Each worker draws its noise verdicts
+from its own evidence.
 
 The supervisor talks to each worker over the worker's stdin, in frames
 (`shadowdiff.frames`): first the config and the ready pipe, then any later config
@@ -56,6 +58,9 @@ from shadowdiff.noise.merge import merge
 from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.runtime import RestartRequired
 from shadowdiff.scrape import SharedRender
+from shadowdiff.sources import LiveSource, StoreSource
+from shadowdiff.store.database import open_store
+from shadowdiff.store.reader import StoreReader
 
 READY_DEADLINE = 60.0  # seconds for a worker to start listening
 RESTART_DELAY = 1.0  # seconds before a dead worker is replaced (doubling while it keeps dying)
@@ -240,6 +245,14 @@ class Supervisor:
         # Summing the workers' files is heavier than one process's render, and the loop that
         # would do it relays every worker's log lines: in a thread, once per interval.
         self.scrapes = SharedRender(self.exposition, config.admin.metrics_min_interval)
+        self.source: LiveSource | StoreSource = LiveSource(self.fields)
+        if config.store.enabled:  # opened (and created) here: StoreError before any worker starts
+            database = open_store(config.store.url)
+            self.source = StoreSource(StoreReader(database), self._thresholds, shown=database.location.shown)
+
+    def _thresholds(self) -> Thresholds:
+        noise = self.config.noise
+        return Thresholds(noise.relative_threshold, noise.absolute_threshold, noise.min_observations)
 
     def ready(self) -> bool:
         """Every worker started once, and at least one is serving (others may be restarting)."""
@@ -252,8 +265,7 @@ class Supervisor:
         """The workers' field statistics summed from their files (each writes its own each second)."""
         snapshots = shared.read_all(self._metrics_dir) if self._metrics_dir else []
         if not snapshots:  # none written yet: empty, with the configured thresholds
-            noise = self.config.noise
-            snapshots = [FieldStats(Thresholds(noise.relative_threshold, noise.absolute_threshold, noise.min_observations)).snapshot()]
+            snapshots = [FieldStats(self._thresholds()).snapshot()]
         return merge(snapshots)
 
     def exposition(self) -> bytes:
@@ -287,12 +299,14 @@ class Supervisor:
             reserved.close()
             if self._admin is not None:
                 await self._admin.cleanup()
+            if isinstance(self.source, StoreSource):
+                self.source.reader.database.close()
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
     async def _start_admin(self) -> None:
         listen = self.config.admin.listen
         self._admin = web.AppRunner(
-            create_admin_app(self.scrapes.get, ready=self.ready, detail=self.detail, fields=self.fields),
+            create_admin_app(self.scrapes.get, ready=self.ready, detail=self.detail, source=self.source),
             handle_signals=False,
             access_log=None,
         )

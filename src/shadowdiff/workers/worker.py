@@ -18,7 +18,8 @@ from typing import Any
 from shadowdiff import frames, log
 from shadowdiff.config import Config
 from shadowdiff.runtime import RestartRequired
-from shadowdiff.service import ShadowDiff, run_event_loop, serve
+from shadowdiff.loop import run_event_loop
+from shadowdiff.service import ShadowDiff, serve
 
 _MAX_FRAME_BYTES = 64 * 1024 * 1024
 
