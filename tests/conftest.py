@@ -218,5 +218,21 @@ async def settle(service: ShadowDiff, timeout: float = 10.0) -> None:
     assert service.mirror.in_flight == 0, "shadow work did not drain"
 
 
+async def drive(proxy: Any, paths: list[str], *, method: str = "GET", headers: dict[str, str] | None = None) -> None:
+    """Send each path through the proxy, one at a time, each one's shadow work finished before the next."""
+    async with aiohttp.ClientSession() as client:
+        for path in paths:
+            async with client.request(method, url_of(proxy) + path, headers=headers) as response:
+                assert response.status == 200
+                await response.read()
+            await settle(proxy)
+
+
+async def api(proxy: Any, path: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as client:
+        async with client.get(admin_url_of(proxy) + path) as response:
+            return response.status, await response.json(content_type=None)
+
+
 def metrics(service: ShadowDiff) -> MetricsReader:
     return MetricsReader(service.metrics.exposition().decode())

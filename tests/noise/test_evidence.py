@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import StartProxy, metrics
-from tests.noise.conftest import ROUTES, drive, field
+from tests.conftest import StartProxy, drive, metrics
+from tests.noise.conftest import ROUTES, field
 
 async def test_a_secondary_makes_a_volatile_field_noise(apps: dict[str, Any], start_proxy: StartProxy) -> None:
     """With noise.secondary, `$.ts` differs between primary and secondary on every call: once

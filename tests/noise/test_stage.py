@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.conftest import StartProxy, metrics
-from tests.noise.conftest import ROUTES, api, drive, field
+from tests.conftest import StartProxy, api, drive, metrics
+from tests.noise.conftest import ROUTES, field
 
 OUTCOMES = ("match", "mismatch", "ignored", "noise", "shadow_error")
 REASK = {"reask_rate": 1.0, "min_observations": 5, "repeats": False}
