@@ -1,0 +1,83 @@
+"""A fleet's store on a real PostgreSQL server (started by the suite, tests/store/postgres.py): many
+proxies write to one database and each one's API shows the fleet; a server that goes down costs
+clients nothing and, once back, gets every count."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from tests.conftest import StartProxy, api, drive, metrics, settle, until, url_of
+from tests.store.postgres import PostgresServer
+
+USERS = "/users/{id}"
+
+
+def _users(view: dict) -> dict:
+    rows = {row["route"]: row for row in view["routes"]}
+    assert USERS in rows, sorted(rows)
+    return rows[USERS]
+
+
+async def test_two_proxies_share_one_store_and_each_shows_the_fleet(
+    store_apps: dict[str, str], start_proxy: StartProxy, postgres_url: str
+) -> None:
+    """Proxies a and b write to one database; either one's API sums both and lists both instances,
+    and each sample says which instance saw it."""
+    a = await start_proxy(store_apps["primary"], store_apps["shadow"], store={"url": postgres_url, "instance": "a"}, routes=[USERS])
+    b = await start_proxy(store_apps["primary"], store_apps["shadow"], store={"url": postgres_url, "instance": "b"}, routes=[USERS])
+    await drive(a, [f"/users/{n}" for n in range(10)])  # 5 mismatches
+    await drive(b, [f"/users/{n}" for n in range(10, 40)])  # 15 mismatches
+    await b.flush_store()
+    for proxy in (a, b):
+        status, view = await api(proxy, "/api/v1/routes")
+        assert status == 200, view
+        assert _users(view)["comparisons"] == {"match": 20, "mismatch": 20, "ignored": 0, "noise": 0, "shadow_error": 0}
+        assert view["store"].startswith("postgresql://postgres@127.0.0.1:")
+        assert {row["instance"].split("/")[0] for row in view["instances"]} == {"a", "b"}
+        status, fields = await api(proxy, f"/api/v1/fields?route={USERS}")
+        assert [(row["path"], row["differences"]) for row in fields["fields"]] == [("$.plan", 20)]
+    status, samples = await api(a, f"/api/v1/samples?route={USERS}&path=$.plan")
+    assert status == 200
+    assert {s["instance"].split("/")[0] for s in samples["samples"]} == {"a", "b"}  # 5 each, newest first
+    assert len(samples["samples"]) == 10
+
+
+async def test_postgresql_down_mid_run_costs_clients_nothing_and_writing_resumes(
+    store_apps: dict[str, str], start_proxy: StartProxy, postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """With the server stopped, every request is answered and the failed writes are counted; once it
+    is back the writer reconnects and every count made meanwhile reaches the store (only the
+samples of the failed flushes are lost, and counted)."""
+    proxy = await start_proxy(
+        store_apps["primary"], store_apps["shadow"], store={"url": postgres_url, "flush_interval": 0.2}, routes=[USERS]
+    )
+    await drive(proxy, ["/users/0"])
+    await proxy.flush_store()
+    await asyncio.to_thread(postgres_server.stop)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with aiohttp.ClientSession() as client:
+            for n in range(1, 31):
+                async with client.get(url_of(proxy) + f"/users/{n}") as response:
+                    assert response.status == 200
+                    await response.read()
+        assert loop.time() - started < 10, "clients waited on a store that is down"
+        await settle(proxy)
+        await until(lambda: metrics(proxy).value("shadowdiff_store_errors_total", op="write") >= 2, timeout=15)
+        assert metrics(proxy).value("shadowdiff_store_dropped_total", what="sample") >= 1  # the samples of failed flushes
+        status, body = await api(proxy, "/api/v1/routes")
+        assert status == 503 and "clients are still served" in body["error"]
+    finally:
+        await asyncio.to_thread(postgres_server.start)
+
+    async def written() -> bool:
+        status, view = await api(proxy, "/api/v1/routes")
+        return status == 200 and sum(_users(view)["comparisons"].values()) == 31
+
+    deadline = loop.time() + 20
+    while not await written():
+        assert loop.time() < deadline, "the store did not get the counts back"
+        await asyncio.sleep(0.2)
