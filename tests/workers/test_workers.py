@@ -255,10 +255,15 @@ async def test_the_supervisor_renders_metrics_once_for_concurrent_scrapes(primar
         assert await asyncio.wait_for(running, 30) == 0
 
 
-async def test_the_supervisor_api_shows_the_sum_of_the_workers_field_statistics(primary: Backend, shadow: Backend) -> None:
-    """With two workers, /api/v1/routes on the supervisor counts every comparison both workers made
-    (each writes its field statistics to the shared directory; the supervisor adds them up)."""
-    async with serving("--primary", primary.url, "--shadow", shadow.url, "--workers", "2") as served:
+@pytest.mark.parametrize("store", ["on", "off"])
+async def test_the_supervisor_api_shows_the_sum_of_the_workers_field_statistics(
+    primary: Backend, shadow: Backend, tmp_path: Path, store: str
+) -> None:
+    """With two workers, /api/v1/routes on the supervisor counts every comparison both workers made:
+    with the store on, each worker writes to it as an instance of its own (both listed); off, each
+    writes its field statistics to the shared directory and the supervisor adds them up."""
+    config = f"store: {{enabled: {'true' if store == 'on' else 'false'}}}\n"
+    async with serving("--primary", primary.url, "--shadow", shadow.url, "--workers", "2", config=config, tmp_path=tmp_path) as served:
         async with aiohttp.ClientSession() as client:
             await until_ready(served, client)
             assert await get_each_on_its_own_connection(served.url, 40) == [200] * 40
@@ -268,11 +273,16 @@ async def test_the_supervisor_api_shows_the_sum_of_the_workers_field_statistics(
             while True:
                 async with client.get(served.admin_url + "/api/v1/routes") as response:
                     assert response.status == 200
-                    routes = (await response.json())["routes"]
+                    view = await response.json()
+                routes = view["routes"]
                 counted = sum(sum(route["comparisons"].values()) for route in routes)
                 if counted >= 40 or loop.time() > deadline:
                     break
                 await asyncio.sleep(0.2)
         assert counted == 40
+        if store == "on":
+            assert view["range"]["label"] == "all" and len(view["instances"]) == 2
+        else:
+            assert view["range"]["label"] == "live"
         assert {route["route"] for route in routes} == {"/item/{id}"}
         assert sum(route["comparisons"]["match"] for route in routes) == 40
