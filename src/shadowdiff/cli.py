@@ -50,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: until Ctrl-C)")
     demo.add_argument("--rate", type=float, default=50.0, metavar="RPS", help="requests per second to drive (default: 50)")
 
+    ui = commands.add_parser(
+        "ui",
+        help="serve the web UI and API over a store, without a proxy",
+        description="Serve the admin UI and API (read-only) over a store: a fleet's PostgreSQL, or the "
+        "SQLite file a proxy or the demo left. The store and the admin address come from --config, "
+        "else the defaults; --store and --admin override them.",
+    )
+    ui.add_argument("--config", metavar="FILE", help="a proxy's YAML config: its store, admin and noise sections are used")
+    ui.add_argument("--store", metavar="URL", help="sqlite:///PATH or postgresql://... (store.url; default: the default store)")
+    ui.add_argument("--admin", metavar="HOST:PORT", help="where to serve it (admin.listen; default 127.0.0.1:9901)")
+
     check = commands.add_parser(
         "check-config",
         help="validate a config file and print the effective config",
@@ -127,6 +138,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run_event_loop(run_demo(duration=args.duration, rate=args.rate))
 
 
+def _ui(args: argparse.Namespace) -> int:
+    from shadowdiff.viewer import run_viewer
+
+    overrides = {key: value for key, value in (("store.url", args.store), ("admin.listen", args.admin)) if value is not None}
+    config = configuration.load(args.config, overrides, proxy=False)
+    log.configure(config.logging.level, background=True)
+    try:
+        return run_event_loop(run_viewer(config))
+    finally:
+        log.shutdown()
+
+
 def _check_config(args: argparse.Namespace) -> int:
     config: Config = configuration.load(args.file, _overrides(args))
     sys.stdout.write(configuration.dump(config))
@@ -143,6 +166,7 @@ async def _serve(config: Config) -> int:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve_command,
+    "ui": _ui,
     "demo": _demo,
     "check-config": _check_config,
 }

@@ -25,10 +25,11 @@ from shadowdiff.config.schema import Config, ConfigError, HostPort
 # -- loading ---------------------------------------------------------------------
 
 
-def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *, proxy: bool = True) -> Config:
     """Read `path` (or nothing), apply dotted `overrides`, validate, return a Config.
 
-    Raises ConfigError listing every problem by key path.
+    Raises ConfigError listing every problem by key path. `proxy=False` (`shadowdiff ui`, which
+    proxies nothing) does not require the upstreams' URLs.
     """
     raw: Any = {}
     if path is not None:
@@ -48,25 +49,25 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
         raise ConfigError([f"(top level): must be a mapping of sections, got {type(raw).__name__}"])
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
-    return from_mapping(raw)
+    return from_mapping(raw, proxy=proxy)
 
 
-def from_mapping(raw: Mapping[str, Any]) -> Config:
+def from_mapping(raw: Mapping[str, Any], *, proxy: bool = True) -> Config:
     """Validate an already-parsed mapping into a Config (see `load`)."""
     problems: list[str] = []
     config = _build(Config, raw, "", problems)
     if not problems:
-        problems.extend(_cross_checks(config))
+        problems.extend(_cross_checks(config, proxy))
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def _cross_checks(config: Config) -> list[str]:
+def _cross_checks(config: Config, proxy: bool) -> list[str]:
     problems = []
-    if not config.primary.url:
+    if proxy and not config.primary.url:
         problems.append("primary.url: required (the service whose answers clients get)")
-    if config.mirror.enabled and not config.shadow.url:
+    if proxy and config.mirror.enabled and not config.shadow.url:
         problems.append("shadow.url: required while mirror.enabled is true")
     if config.listen.address == config.admin.listen and config.listen.address.port != 0:
         problems.append(f"admin.listen: must differ from listen.address, both are {config.admin.listen}")
