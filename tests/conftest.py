@@ -19,8 +19,9 @@ from shadowdiff import log
 
 from shadowdiff import config as configuration
 from shadowdiff.service import ShadowDiff
-from tests.backends import Backend, RawBackend, free_port
+from tests.backends import Backend, RawBackend, free_port, serve_app
 from tests.metrics_text import MetricsReader
+from tests.store.apps import store_app
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +49,17 @@ async def shadow() -> AsyncIterator[Backend]:
     yield backend
     await backend.stop()
 
+
+@pytest.fixture
+async def store_apps() -> AsyncIterator[dict[str, str]]:
+    """The store tests' primary and candidate (tests/store/apps.py) on 127.0.0.1: their URLs."""
+    runners, urls = [], {}
+    for name, candidate in (("primary", False), ("shadow", True)):
+        runner, urls[name] = await serve_app(store_app(candidate=candidate))
+        runners.append(runner)
+    yield urls
+    for runner in runners:
+        await runner.cleanup()
 
 @pytest.fixture
 async def raw_backend() -> AsyncIterator[Callable[..., Awaitable[RawBackend]]]:

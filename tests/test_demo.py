@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 
 
 def test_demo_prints_per_route_results_and_examples() -> None:
     """A short demo exits 0 and prints each route's outcome mix (the /orders timestamp turning noise
-    once re-asks of the primary show it differs there too), the verdicts, the /users bug, and the metrics URL."""
+    once re-asks of the primary show it differs there too), the verdicts, the /users bug, the metrics URL,
+    the UI's URL first, and the store the run left with the command that shows it."""
     result = subprocess.run(
         [sys.executable, "-m", "shadowdiff", "demo", "--duration", "4", "--rate", "100"],
         capture_output=True, text=True, timeout=60,
@@ -28,4 +30,11 @@ def test_demo_prints_per_route_results_and_examples() -> None:
     assert rows["/health"][2] == "100"
     assert "body $.plan changed" in out and "body $.currency added" in out
     assert "/metrics" in out
+    ui = re.search(r"^  ui +(http://127\.0\.0\.1:\d+/) ", out, re.M)
+    assert ui is not None, out[:400]
+    kept = re.search(r"browse it again with:\n  .*shadowdiff ui --store (sqlite:///\S+demo\.db)$", out, re.M)
+    assert kept is not None, out[-400:]
+    with sqlite3.connect(kept[1].removeprefix("sqlite:///")) as store:  # something worth clicking
+        samples = dict(store.execute("SELECT route, COUNT(*) FROM samples GROUP BY route").fetchall())
+    assert samples.keys() >= {"/users/{id}", "/orders/{id}", "/products/{id}"}, samples
     assert "Traceback" not in result.stderr

@@ -10,7 +10,9 @@ The candidate differs from the primary the way real rewrites do:
 - /products/{id}: an added `currency` field (a mismatch on every request).
 Traffic is driven at a steady rate with a progress line, then a per-route table,
 the fields each route differs in with their verdicts, and a few example
-differences are printed.
+differences are printed. The web UI is served on the admin listener while it runs,
+and the run is kept in a store of its own (`demo.db` beside the default store, a
+fresh file each run) that `shadowdiff ui` shows afterwards.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shutil
 import signal
 import sys
 import time
@@ -35,6 +38,7 @@ from shadowdiff.noise.views import fields_view
 from shadowdiff.publish.redact import Report
 from shadowdiff.publish.sinks import difference_fields
 from shadowdiff.service import ShadowDiff
+from shadowdiff.store.database import default_path
 
 DEMO_RULES = [
     {"kind": "tolerance", "path": "$.items[*].score", "absolute": 0.001,
@@ -149,11 +153,15 @@ async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
     primary_runner, primary_url = await _start_backend(_demo_app(candidate=False))
     shadow_runner, shadow_url = await _start_backend(_demo_app(candidate=True))
     tally = _Tally()
-    service = await _start_proxy(primary_url, shadow_url, tally)
+    store = default_path().with_name("demo.db")
+    for stale in (store, store.with_name("demo.db-wal"), store.with_name("demo.db-shm")):
+        stale.unlink(missing_ok=True)  # each run starts from nothing
+    service = await _start_proxy(primary_url, shadow_url, tally, store=f"sqlite:///{store}")
     proxy_url, admin_url = f"http://{service.address}", f"http://{service.admin_address}"
     out = sys.stdout
     out.write(
         f"shadowdiff demo\n"
+        f"  ui        {admin_url}/   open it: routes, fields, sample diffs, as they come\n"
         f"  primary   {primary_url}  (demo service)\n"
         f"  candidate {shadow_url}  (a rewrite: a /users bug, /recommendations score drift,\n"
         f"                                   /orders timestamps, a new /products field)\n"
@@ -161,7 +169,7 @@ async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
         f"  metrics   {admin_url}/metrics\n"
         f"  rules     tolerance 0.001 on $.items[*].score\n"
         f"  noise     half the mirrored GETs are asked of the primary again (noise.reask_rate: 0.5)\n"
-        f"  fields    {admin_url}/api/v1/routes\n\n"
+        f"  api       {admin_url}/api/v1/routes\n\n"
     )
     stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers off the main thread
@@ -175,12 +183,14 @@ async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
         await service.mirror.drain(5)
         _report(tally, sent, admin_url, service, out)
         await service.stop()
+        command = "shadowdiff" if shutil.which("shadowdiff") else f"{sys.executable} -m shadowdiff"
+        out.write(f"\nThis run is kept in {store}; browse it again with:\n  {command} ui --store sqlite:///{store}\n")
         await primary_runner.cleanup()
         await shadow_runner.cleanup()
     return 0
 
 
-async def _start_proxy(primary_url: str, shadow_url: str, tally: _Tally) -> ShadowDiff:
+async def _start_proxy(primary_url: str, shadow_url: str, tally: _Tally, *, store: str) -> ShadowDiff:
     """The proxy on the usual ports if they are free, else on any free ones."""
     last_error: OSError | None = None
     for listen, admin in (("127.0.0.1:8080", "127.0.0.1:9901"), ("127.0.0.1:0", "127.0.0.1:0")):
@@ -194,6 +204,7 @@ async def _start_proxy(primary_url: str, shadow_url: str, tally: _Tally) -> Shad
                 "compare": {"rules": DEMO_RULES},
                 "noise": DEMO_NOISE,
                 "logging": {"level": "error"},
+                "store": {"url": store, "instance": "demo"},
             }
         )
         service = ShadowDiff(config, extra_sinks=[tally])
@@ -285,7 +296,7 @@ def _report(tally: _Tally, sent: int, admin_url: str, service: ShadowDiff, out: 
                 "differences": [difference_fields(d) for d in first.differences]}  # fmt: skip
         write("\nIn `shadowdiff serve` each mismatch is also a JSON log line, e.g.:\n  ")
         write(orjson.dumps(line).decode() + "\n")
-    write(f"\nMetrics were served at {admin_url}/metrics while the demo ran.\n")
+    write(f"\nThe UI ({admin_url}/) and metrics ({admin_url}/metrics) were served while the demo ran.\n")
 
 
 def _verdicts(service: ShadowDiff, write: object) -> None:

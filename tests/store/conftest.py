@@ -1,16 +1,13 @@
-"""Fixtures of the store tests: one real PostgreSQL server per session, one database per test, and
-the backends of tests/store/apps.py."""
+"""Fixtures of the store tests: one real PostgreSQL server per session, one database per test."""
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from tests.backends import serve_app
-from tests.store.apps import store_app
 from tests.store.postgres import PostgresServer
 
 _numbers = itertools.count(1)
@@ -38,14 +35,3 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     postgres_server.start()
     postgres_server.drop_database(name)
 
-
-@pytest.fixture
-async def store_apps() -> AsyncIterator[dict[str, str]]:
-    """The primary's and the candidate's URLs (tests/store/apps.py), on 127.0.0.1."""
-    runners, urls = [], {}
-    for name, candidate in (("primary", False), ("shadow", True)):
-        runner, urls[name] = await serve_app(store_app(candidate=candidate))
-        runners.append(runner)
-    yield urls
-    for runner in runners:
-        await runner.cleanup()
