@@ -70,7 +70,7 @@ class _Children:
 
 
 STORE_OPS = ("write", "retention", "read")
-STORE_DROPS = ("sample", "stats")
+STORE_DROPS = ("sample",)
 
 
 def method_label(method: str) -> str:
@@ -264,8 +264,8 @@ class Metrics:
         self.store_dropped = _Children(
             Counter(
                 "shadowdiff_store_dropped",
-                "What the store did not keep, by what (sample: the writer's queue was full or its flush failed; "
-                "stats: a minute of statistics held past 60 minutes of a store that stayed down).",
+                "What the store did not keep, by what (sample: the writer's queue was full, or the flush that "
+                "carried it failed; statistics are never dropped, they wait for the store).",
                 ["what"],
                 registry=registry,
             )

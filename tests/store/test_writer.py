@@ -15,7 +15,7 @@ from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.publish.redact import Redactor
 from shadowdiff.store.database import Database, Location
 from shadowdiff.store.reader import StoreReader
-from shadowdiff.store.writer import StoreWriter
+from shadowdiff.store.writer import MAX_PENDING_BUCKETS, StoreWriter
 from tests.backends import Backend
 from tests.conftest import StartProxy, api, drive, metrics, settle, until, url_of
 
@@ -186,3 +186,45 @@ async def test_past_max_queued_samples_are_dropped_and_counted(start_proxy: Star
         await primary.stop()
         await shadow.stop()
 
+
+
+async def test_a_long_outage_keeps_every_count_in_a_bounded_number_of_minutes(
+    store_apps: dict[str, str], start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    """Six minutes of statistics against a locked store: each flush fails and is counted; once the
+    lock goes every count is written, in at most MAX_PENDING_BUCKETS + 1 minutes (the oldest took in
+    the rest), and nothing was dropped."""
+    path = tmp_path / "outage.db"
+    url = f"sqlite:///{path}"
+    proxy = await start_proxy(store_apps["primary"], store_apps["shadow"], store={"enabled": False}, routes=[USERS])
+    now = [1_800_000_000.0]
+    errors: list[str] = []
+    drops: list[str] = []
+    writer = StoreWriter(
+        Database(Location.parse(url)), instance="outage/1", redaction=lambda: Redactor(LoggingConfig()).spec,
+        clock=lambda: now[0], on_error=errors.append, on_drop=lambda what, n: drops.append(what),
+    )  # fmt: skip
+    writer.database.connect()
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    writer.start()
+    try:
+        for minute in range(6):
+            await drive(proxy, [f"/users/{minute * 2}", f"/users/{minute * 2 + 1}"])
+            writer.stats(proxy.fields.snapshot()["routes"])
+            assert await asyncio.to_thread(writer.flush, 10.0)
+            now[0] += 60
+        assert len(errors) == 6
+        lock.execute("ROLLBACK")
+        writer.stats(proxy.fields.snapshot()["routes"])
+        assert await asyncio.to_thread(writer.flush, 10.0)
+    finally:
+        lock.close()
+        writer.close()
+    with sqlite3.connect(path) as conn:
+        minutes, compared, mismatches = conn.execute(
+            "SELECT COUNT(*), SUM(compared), SUM(o_mismatch) FROM route_stats WHERE route = ?", (USERS,)
+        ).fetchone()
+    assert (compared, mismatches) == (12, 6)
+    assert minutes <= MAX_PENDING_BUCKETS + 1
+    assert drops == []

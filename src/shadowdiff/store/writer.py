@@ -11,8 +11,9 @@ Each flush is one transaction. Statistics: the difference since the last snapsho
 (store.delta) is added into the current minute's bucket, which the writer holds in
 memory and writes whole (`ON CONFLICT DO UPDATE`): a write that fails is simply
 written again at the next flush, so a store that was down loses no counts, only the
-samples of the failed flushes (counted). Buckets waiting for a store that stays down
-are bounded (MAX_PENDING_BUCKETS minutes; older ones are dropped and counted).
+samples of the failed flushes (counted). Minutes waiting for a store that stays down
+are bounded (MAX_PENDING_BUCKETS): past it the oldest takes in the next, so the counts of
+a long outage are all written, to the minute it began.
 Samples are redacted here (store.samples.record), with the Redactor of the publish
 pipeline's settings, rebuilt when they change.
 
@@ -44,7 +45,7 @@ from shadowdiff.store.database import Database, reason
 from shadowdiff.store.delta import subtract
 
 BUCKET = 60  # seconds a statistics row covers
-MAX_PENDING_BUCKETS = 60
+MAX_PENDING_BUCKETS = 3  # minutes of statistics held while the store is down
 MAX_QUEUED_BYTES = 32 * 1024 * 1024
 RETENTION_EVERY = 60.0
 EXAMPLES = 2
@@ -108,7 +109,7 @@ class StoreWriter:
         # The thread's own state:
         self._previous: dict[str, dict[str, Any]] = {}  # route -> the last snapshot taken
         self._buckets: dict[int, dict[str, dict[str, Any]]] = {}  # bucket -> route -> its sum in the bucket
-        self._dirty: dict[tuple[int, str], set[tuple[str, str]] | None] = {}  # (bucket, route) -> fields to write
+        self._dirty: dict[tuple[int, str], set[tuple[str, str]]] = {}  # (bucket, route) -> fields to write
         self._failing = False
         self._last_retention = 0.0
         self.written = 0  # flushes that committed (tests and the benchmark read it)
@@ -194,8 +195,7 @@ class StoreWriter:
             sums = self._buckets.setdefault(bucket, {})
             add_route(sums.setdefault(route, empty_route()), delta, EXAMPLES)
             fields = {(f["part"], f["path"]) for f in delta["fields"]}
-            known = self._dirty.get((bucket, route), set())
-            self._dirty[(bucket, route)] = fields | (known or set())
+            self._dirty[(bucket, route)] = self._dirty.get((bucket, route), set()) | fields
         self._bound_buckets()
         records = self._records(batch)
         if not self._dirty and not records and now - self._last_retention < RETENTION_EVERY:
@@ -225,12 +225,16 @@ class StoreWriter:
             self.retain(now)
 
     def _bound_buckets(self) -> None:
+        """A store down for long: the oldest pending minute takes in the next one (counts kept, their
+        minute lost). Only the oldest may have been written before (the current minute at the last
+        success), and it is written whole, so nothing is counted twice."""
         while len(self._buckets) > MAX_PENDING_BUCKETS:
-            oldest = min(self._buckets)
-            del self._buckets[oldest]
-            for key in [k for k in self._dirty if k[0] == oldest]:
-                del self._dirty[key]
-            self._on_drop("stats", 1)
+            oldest, following = sorted(self._buckets)[:2]
+            into = self._buckets[oldest]
+            for route, sums in self._buckets.pop(following).items():
+                add_route(into.setdefault(route, empty_route()), sums, EXAMPLES)
+                moved = self._dirty.pop((following, route), set())
+                self._dirty[(oldest, route)] = self._dirty.get((oldest, route), set()) | moved
 
     def _failed(self, op: str, exc: Exception) -> None:
         self._on_error(op)
@@ -263,7 +267,7 @@ class StoreWriter:
             route_rows.append(_route_row(instance, route, bucket, sums))
             for field in sums["fields"]:
                 key = (field["part"], field["path"])
-                if fields is not None and key not in fields:
+                if key not in fields:
                     continue
                 base = (instance, route, field["part"], field["path"])
                 kind_rows.append((*base, "", bucket, field["differed"], field["aa_differed"]))
