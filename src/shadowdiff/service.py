@@ -359,18 +359,20 @@ async def serve(
     supervisor reads, are only written that way).
     """
     service = ShadowDiff(config, reuse_port=reuse_port, admin=admin)
+    # With the store off, the supervisor's /api/v1 reads each worker's field statistics from a
+    # file there; with it on, from the store.
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if refresh_metrics and not config.store.enabled else None
     try:
         await service.start()
         tune_gc()
         if on_ready is not None:
             on_ready(service)
-        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if refresh_metrics else None
         ticks = 0
         while not stop.is_set():
             if refresh_metrics:
                 service.metrics.refresh()
             ticks += 1
-            if shared and ticks % FIELDS_EVERY == 1:  # the supervisor's /api/v1 reads it
+            if shared and ticks % FIELDS_EVERY == 1:
                 await asyncio.to_thread(fields_file.write, shared, service.fields.snapshot())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0 if refresh_metrics else None)
@@ -379,7 +381,7 @@ async def serve(
         await service.stop()
         if refresh_metrics:
             service.metrics.refresh()
-            if shared := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            if shared:
                 fields_file.write(shared, service.fields.snapshot())
     return 0
 
