@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from shadowdiff import log
+from shadowdiff import log, ui
 from shadowdiff.noise.verdict import VERDICTS
 from shadowdiff.store.database import reason
 from shadowdiff.sources import LiveSource, Range, RangeError, StoreSource
@@ -138,4 +138,5 @@ def create_admin_app(
     app.router.add_get(FIELDS, route_fields)
     app.router.add_get(SAMPLES, samples)
     app.router.add_get(SAMPLES + "/{id}", sample)
+    ui.add_routes(app, source)
     return app
