@@ -185,14 +185,14 @@ def _sides(sample: dict[str, Any]) -> dict[str, dict[str, Any]]:
     differing headers flagged."""
     differences = sample["differences"]
     changed_headers = {d["path"].partition(":")[0] for d in differences if d["part"] == "header"}
-    return {
-        side: {
-            "answer": sample[side],
-            "body": bodies.shown(sample[side]["body"], differences, side),
-            "headers": [(n, v, n.lower() in changed_headers) for n, v in sample[side]["headers"]],
-        }
-        for side in ("primary", "shadow")
-    }
+    out = {}
+    for side in ("primary", "shadow"):
+        headers = [(n, v, n.lower() in changed_headers) for n, v in sample[side]["headers"]]
+        out[side] = {
+            "answer": sample[side], "body": bodies.shown(sample[side]["body"], differences, side),
+            "headers": headers, "headers_differ": any(differs for _, _, differs in headers),
+        }  # fmt: skip
+    return out
 
 
 def _listed(sample: dict[str, Any]) -> dict[str, Any]:
