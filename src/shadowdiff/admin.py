@@ -115,7 +115,7 @@ def create_admin_app(
             limit = int(request.query.get("limit", "20"))
         except ValueError:
             return _error(400, "limit must be a whole number (at most 100)")
-        found = await source.samples(route, request.query.get("part"), request.query.get("path"), limit)
+        found = await source.samples(route, request.query.get("part"), request.query.get("path"), limit, span(request))
         return json_response({"route": route, "path": request.query.get("path"), "samples": found or []})
 
     async def sample(request: web.Request) -> web.Response:

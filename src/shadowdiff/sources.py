@@ -89,7 +89,9 @@ class LiveSource:
             view["range"] = {"label": "live", "from": None, "to": None}
         return view
 
-    async def samples(self, route: str, part: str | None, path: str | None, limit: int) -> list[dict[str, Any]] | None:
+    async def samples(
+        self, route: str, part: str | None, path: str | None, limit: int, span: Range = Range()
+    ) -> list[dict[str, Any]] | None:
         return None  # nothing is kept without the store
 
     async def sample(self, sample_id: int) -> dict[str, Any] | None:
@@ -117,8 +119,10 @@ class StoreSource:
         self.shown = shown  # the store's URL without its password
         self._on_error = on_error
 
-    async def _read(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if self._before_read is not None:
+    async def _read(self, call: Callable[..., Any], *args: Any, flush: bool = True, **kwargs: Any) -> Any:
+        """`call(*args, **kwargs)` in a thread, after this process's flush (unless `flush` is false:
+        the second read of one view); a failure is counted and raised."""
+        if flush and self._before_read is not None:
             await self._before_read()
         try:
             return await asyncio.to_thread(call, *args, **kwargs)
@@ -128,14 +132,14 @@ class StoreSource:
 
     async def routes(self, span: Range) -> dict[str, Any]:
         snapshot = await self._read(self.reader.snapshot, self._thresholds(), start=span.start, end=span.end)
-        trend = await asyncio.to_thread(self.reader.trend, start=span.start, end=span.end)
+        trend = await self._read(self.reader.trend, start=span.start, end=span.end, flush=False)
         view = routes_view(snapshot)
         for row in view["routes"]:
             row["trend"] = trend["routes"].get(row["route"], [])
         view["trend_step"] = trend["step"]
         view["range"] = span.describe()
         view["store"] = self.shown
-        view["instances"] = await asyncio.to_thread(self.reader.instances)
+        view["instances"] = await self._read(self.reader.instances, flush=False)
         return view
 
     async def fields(self, route: str, span: Range, only: str | None) -> dict[str, Any] | None:
@@ -143,15 +147,17 @@ class StoreSource:
         view = fields_view(snapshot, route, only=only)
         if view is None:
             return None
-        trend = await asyncio.to_thread(self.reader.field_trend, route, start=span.start, end=span.end)
+        trend = await self._read(self.reader.field_trend, route, start=span.start, end=span.end, flush=False)
         for row in view["fields"]:
             row["trend"] = trend["fields"].get(f"{row['part']} {row['path']}", [])
         view["trend_step"] = trend["step"]
         view["range"] = span.describe()
         return view
 
-    async def samples(self, route: str, part: str | None, path: str | None, limit: int) -> list[dict[str, Any]] | None:
-        return await self._read(self.reader.samples, route, part=part, path=path, limit=limit)
+    async def samples(
+        self, route: str, part: str | None, path: str | None, limit: int, span: Range = Range()
+    ) -> list[dict[str, Any]] | None:
+        return await self._read(self.reader.samples, route, part=part, path=path, limit=limit, start=span.start, end=span.end)
 
     async def sample(self, sample_id: int) -> dict[str, Any] | None:
         return await self._read(self.reader.sample, sample_id)

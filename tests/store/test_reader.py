@@ -20,8 +20,8 @@ def _users(view: dict) -> dict:
 
 
 async def test_time_ranges_select_what_the_store_counted_then(store_apps: dict[str, str], start_proxy: StartProxy, tmp_path: Path) -> None:
-    """Counts moved three hours back are outside since=1h and inside a from/to around them; with no range
-    both are summed, and the trend has a point for each."""
+    """Counts and samples moved three hours back are outside since=1h and inside a from/to around them;
+    with no range both are summed, and the trend has a point for each."""
     path = tmp_path / "ranges.db"
     store = {"url": f"sqlite:///{path}"}
     earlier = await start_proxy(store_apps["primary"], store_apps["shadow"], store=store, routes=[USERS])
@@ -30,6 +30,7 @@ async def test_time_ranges_select_what_the_store_counted_then(store_apps: dict[s
     with sqlite3.connect(path) as conn:
         for table in ("route_stats", "field_stats", "field_values"):
             conn.execute(f"UPDATE {table} SET bucket = bucket - ?", (HOURS_AGO,))
+        conn.execute("UPDATE samples SET seen = seen - ?", (HOURS_AGO,))
     proxy = await start_proxy(store_apps["primary"], store_apps["shadow"], store=store, routes=[USERS])
     await drive(proxy, [f"/users/{n}" for n in range(10, 14)])  # 2 mismatches, now
 
@@ -48,6 +49,10 @@ async def test_time_ranges_select_what_the_store_counted_then(store_apps: dict[s
     assert [(row["path"], row["differences"]) for row in fields["fields"]] == [("$.plan", 2)]
     status, fields = await api(proxy, f"/api/v1/fields?route={USERS}")
     assert sum(fields["fields"][0]["trend"]) == 7
+    status, samples = await api(proxy, f"/api/v1/samples?route={USERS}&since=1h")
+    assert [s["path"] for s in samples["samples"]] == ["/users/12", "/users/10"]
+    status, samples = await api(proxy, f"/api/v1/samples?route={USERS}&path=$.plan")
+    assert len(samples["samples"]) == 7  # 5 then, and 2 now (another process: its own 5 per field)
 
 
 async def test_bad_ranges_are_400_with_what_to_write(store_apps: dict[str, str], start_proxy: StartProxy) -> None:

@@ -186,18 +186,21 @@ class StoreReader:
 
     # -- samples ----------------------------------------------------------------------------
 
-    def samples(self, route: str, *, part: str | None = None, path: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest samples of `route` (of one field's: `path`, with `part`), newest first."""
+    def samples(
+        self, route: str, *, part: str | None = None, path: str | None = None, limit: int = 20, start: int = 0, end: int = FOREVER
+    ) -> list[dict[str, Any]]:
+        """The newest samples of `route` (of one field's: `path`, with `part`) seen in [start, end), newest first."""
         limit = max(1, min(limit, MAX_SAMPLES))
         if path is None:
             rows = self._query(
-                "SELECT id, instance, seen, data FROM samples WHERE route = ? ORDER BY id DESC LIMIT ?", (route, limit)
+                "SELECT id, instance, seen, data FROM samples WHERE route = ? AND seen >= ? AND seen < ? ORDER BY id DESC LIMIT ?",
+                (route, start, end, limit),
             )
         else:
-            extra, params = ("AND f.part = ?", (route, path, part, limit)) if part else ("", (route, path, limit))
+            extra, params = ("AND f.part = ?", (route, path, part, start, end, limit)) if part else ("", (route, path, start, end, limit))
             rows = self._query(
                 "SELECT s.id, s.instance, s.seen, s.data FROM sample_fields f JOIN samples s ON s.id = f.sample_id"
-                f" WHERE f.route = ? AND f.path = ? {extra} ORDER BY s.id DESC LIMIT ?",
+                f" WHERE f.route = ? AND f.path = ? {extra} AND s.seen >= ? AND s.seen < ? ORDER BY s.id DESC LIMIT ?",
                 params,
             )
         return [_sample(*row) for row in rows]

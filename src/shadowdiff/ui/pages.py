@@ -142,7 +142,7 @@ class Pages:
         step, route_step = int(view.get("trend_step") or 60), int(overview.get("trend_step") or 60)
         path = request.query.get("path")
         part = request.query.get("part") if path else None
-        found = await _read(request, source.samples(name, part, path, SAMPLES_LISTED))
+        found = await _read(request, source.samples(name, part, path, SAMPLES_LISTED, span))
         changed, noise = tables.split_fields(view["fields"])
         sparks = {
             (f["part"], f["path"]): sparkline(f.get("trend", []), label=f"differences per {_duration(step)}") for f in view["fields"]
