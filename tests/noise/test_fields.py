@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import time
 import tracemalloc
 from typing import Any
 
@@ -190,15 +189,12 @@ def test_memory_of_a_full_field_stats_is_bounded() -> None:
     assert held / 4000 < 16_000, f"{held / 4000:.0f} bytes a path"
 
 
-def test_snapshot_of_a_full_field_stats_is_cheap_and_json() -> None:
-    """snapshot() at 4,000 full paths takes under 250 ms (about 25 ms measured) and orjson writes it; values=False and
-    route= give less."""
+def test_snapshot_of_a_full_field_stats_is_json() -> None:
+    """snapshot() at 4,000 full paths is what orjson writes and reads back; values=False and route= give less.
+    (What it costs the event loop: benchmarks/snapshot_cost.py.)"""
     stats = full()
-    started = time.perf_counter()
     snapshot = stats.snapshot()
-    took = time.perf_counter() - started
     assert orjson.loads(orjson.dumps(snapshot)) == snapshot
-    assert took < 0.25, f"{took * 1000:.1f} ms"
     counts = stats.snapshot(values=False)
     assert all(f["examples"] == [] and f["transitions"] is None for r in counts["routes"].values() for f in r["fields"])
     assert counts["routes"]["/r0"]["fields"][0]["differences"] == snapshot["routes"]["/r0"]["fields"][0]["differences"]
