@@ -230,14 +230,23 @@ async def settle(service: ShadowDiff, timeout: float = 10.0) -> None:
     assert service.mirror.in_flight == 0, "shadow work did not drain"
 
 
-async def drive(proxy: Any, paths: list[str], *, method: str = "GET", headers: dict[str, str] | None = None) -> None:
-    """Send each path through the proxy, one at a time, each one's shadow work finished before the next."""
+async def drive(
+    proxy: Any, paths: list[str], *, method: str = "GET", headers: dict[str, str] | None = None, settled: bool = True
+) -> float:
+    """Send each path through the proxy, one at a time, each answered 200 and (unless `settled` is
+    false) its shadow work finished before the next; the seconds the clients waited in all."""
+    waited = 0.0
+    loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as client:
         for path in paths:
+            started = loop.time()
             async with client.request(method, url_of(proxy) + path, headers=headers) as response:
                 assert response.status == 200
                 await response.read()
-            await settle(proxy)
+            waited += loop.time() - started
+            if settled:
+                await settle(proxy)
+    return waited
 
 
 async def api(proxy: Any, path: str) -> tuple[int, Any]:
