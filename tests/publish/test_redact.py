@@ -253,6 +253,22 @@ def test_shapes_found_in_the_second_review(text: str, secret: str) -> None:
     assert secret not in out, out
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '--b\r\nContent-Disposition: form-data; name="password"\r\n\r\ncorrect-horse-42\r\n--b--',
+        '--b\nContent-Disposition: form-data; name="api_key"; filename="k.txt"\nContent-Type: text/plain\n\ncorrect-horse-42\n--b--',
+    ],
+)
+def test_a_multipart_parts_secret_value_is_hidden(text: str) -> None:
+    """A multipart body seen as text (a backend echoing an upload): the value of a part named like a secret is
+    hidden, whatever headers the part has; a part of any other name is left as it was."""
+    redactor = Redactor(LoggingConfig())
+    assert "correct-horse-42" not in redactor.text(text)
+    plain = text.replace('name="password"', 'name="comment"').replace('name="api_key"', 'name="comment"')
+    assert "correct-horse-42" in redactor.text(plain)
+
+
 def test_a_shrunk_long_string_still_says_it_was_cut_and_lone_surrogates_do_not_raise() -> None:
     """A long string that redaction shrinks below the cut keeps its cut marker; a lone surrogate (which JSON parsers
     let through) is replaced, never raised; short values meet user patterns too."""

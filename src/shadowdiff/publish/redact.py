@@ -117,6 +117,7 @@ class Redactor:
         self._secret_keys: dict[str, str | None] = {}
         self._secret_paths: dict[str, tuple[str, str] | None] = {}
         self._text = TextScrubber(self.family, user=self._user)
+        self._whole = False  # within document(): strings are scrubbed whole, not cut
 
     def __reduce__(self) -> Any:
         return (_redactor, (self.spec,))
@@ -194,9 +195,13 @@ class Redactor:
 
     def document(self, value: Any, *, limit: int = 1 << 20) -> Any:
         """A whole parsed body scrubbed key by key, not cut to max_value_chars (a stored sample's body):
-        secret keys' values and credential shapes hidden as in `value()`; past `limit` characters of
-        output the rest is left out, and a long string is scrubbed as `text()` scans it."""
-        return self._scrub(value, 0, 0, [limit])
+        secret keys' values and credential shapes hidden as in `value()`, every string scrubbed whole;
+        past `limit` characters of output the rest is left out."""
+        self._whole = True
+        try:
+            return self._scrub(value, 0, 0, [limit])
+        finally:
+            self._whole = False
 
     def text(self, value: str) -> str:
         """A string as it may be written: secrets hidden, cut, controls escaped (see `_scan`)."""
@@ -302,7 +307,7 @@ class Redactor:
                 for pattern in self._user:  # a user's pattern may match fewer characters
                     value = pattern.sub(REDACTED, value)
                 return value
-            if embedded or len(value) <= self._max + _MARGIN:
+            if embedded or self._whole or len(value) <= self._max + _MARGIN:
                 return self.scrub_text(valid(value), embedded)
             scrubbed, hidden = self._scan(value)
             return scrubbed + ("...(cut)" if hidden else "")

@@ -68,6 +68,10 @@ _SHAPES = (
 # A bare value never holds "=", "?" or "%" (an encoded "=" or "?"): the next pair is the next
 # match, never a recursion.
 _PAIRS = (
+    # a multipart part: name="password" (and the rest of its Content-Disposition), up to three more
+    # header lines, a blank line, then its value to the end of the line; the name judged like a key
+    r"|(?P<part>name=\"(?P<part_name>[^\"\r\n]{1,64})\"[^\r\n]{0,200}\r?\n(?:[^\r\n]{1,120}\r?\n)?(?:[^\r\n]{1,120}\r?\n)?(?:[^\r\n]{1,120}\r?\n)?\r?\n)"
+    r"(?P<part_value>[^\r\n]*)"
     r"|(?P<name>\"[^\"\\\n]{1,64}\"|[A-Za-z0-9_.\[\]%-]{2,64})"
     r"(?P<assign>\\?[\"']?[ \t]*(?::=|==|=>|[:=]|%3[AaDd])[ \t]*)"
     r"(?P<value>(?i:(?:bearer|basic|digest|negotiate|token)[ \t]+)?"
@@ -77,8 +81,10 @@ _PAIRS = (
     r"|<(?P<tag>[A-Za-z][A-Za-z0-9_:.-]{1,63})(?:\s[^<>]{0,256})?>(?P<text><!\[CDATA\[[^\]]*\]\]>|[^<]+)"
 )
 SHAPES_PATTERN = _SHAPES + _PAIRS
-# The same groups, pairs never matched (an empty class first): for a pair's value, and paths.
-LONE_PATTERN = _SHAPES + _PAIRS.replace("|(?P<name>", "|[^\\x00-\\x{10FFFF}](?P<name>", 1)
+# The same groups, pairs and parts never matched (an empty class first): for a pair's value, and paths.
+LONE_PATTERN = _SHAPES + _PAIRS.replace("|(?P<name>", "|[^\\x00-\\x{10FFFF}](?P<name>", 1).replace(
+    "|(?P<part>", "|[^\\x00-\\x{10FFFF}](?P<part>", 1
+)
 OPTIONS = re2.Options()
 OPTIONS.log_errors = False  # a bad user pattern is reported by check-config, not on stderr
 # Run through the C object (UserPattern.spans): google-re2's own sub() makes a Python Match per

@@ -2,7 +2,7 @@
 
 `TextScrubber.scrub(text)` hides what `publish.secrets` recognises in text: a pair
 whose name is secret (`password=...`, `"apiKey": "..."`, `<token>...</token>`,
-`Cookie: ...` to the end of its line), and values that look like credentials
+`Cookie: ...` to the end of its line, a multipart part `name="password"`), and values that look like credentials
 wherever they are. The scan goes through RE2's C object, match by match, so that a
 pair's value that is really the next pair's name (`params: password=x`) is scanned
 again, never recursed into; it handles at most _VALUE_MATCHES shapes in one value and,
@@ -85,6 +85,13 @@ class TextScrubber:
         return b"".join(out).decode("utf-8", "surrogatepass")
 
     def _shape(self, match: Found) -> str:
+        part = match[GROUPS["part_name"]]
+        if part is not None:  # a multipart part's value: hidden when its name is a secret's
+            head, value = match[GROUPS["part"]], match[GROUPS["part_value"]]
+            family = self.family(part)
+            if family is None or self._shown(part, family, value.strip(), ""):
+                return head + self._sub(LONE_SHAPES, value)
+            return head + REDACTED
         if match[GROUPS["name"]] is not None:
             name, assign, value = match[GROUPS["name"]], match[GROUPS["assign"]], match[GROUPS["value"]]
             judged = name.strip('"')
