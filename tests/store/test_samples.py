@@ -4,13 +4,14 @@ of the store's files, and the API shows where it was hidden."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import orjson
 
 from shadowdiff.publish.secrets import REDACTED
 from tests.conftest import StartProxy, api, settle, url_of
-from tests.store.apps import BACKEND_SECRET
+from tests.store.apps import BACKEND_SECRET, KEY_SECRET
 
 CLIENT_SECRETS = {
     "bearer": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2VjcmV0LXNpZ25hdHVyZQ",
@@ -59,3 +60,38 @@ async def test_no_secret_reaches_the_store_files(store_apps: dict[str, str], sta
     assert b"ada" in stored  # what is no secret is kept (so the check below can fail)
     for name, secret in {**CLIENT_SECRETS, "backend": BACKEND_SECRET}.items():
         assert secret.encode() not in stored, f"the {name} secret is in the store"
+
+
+async def test_a_multipart_body_and_a_token_as_a_key_stay_out_of_the_store(
+    store_apps: dict[str, str], start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    """A multipart upload's password field is not stored (the body is kept as its type and size), and a
+    token used as a JSON key is hidden in the sample, its differences and the field it is listed under."""
+    path = tmp_path / "parts.db"
+    proxy = await start_proxy(
+        store_apps["primary"], store_apps["shadow"], store={"url": f"sqlite:///{path}"}, mirror={"methods": ["GET", "POST"]}
+    )
+    form = aiohttp.FormData()
+    form.add_field("user", "ada")
+    form.add_field("password", CLIENT_SECRETS["password"])
+    form.add_field("avatar", b"\x89PNG...", filename="a.png", content_type="image/png")
+    async with aiohttp.ClientSession() as client:
+        async with client.post(url_of(proxy) + "/echo", data=form) as response:
+            assert response.status == 200
+        async with client.get(url_of(proxy) + "/keyed") as response:
+            assert response.status == 200
+    await settle(proxy)
+    await proxy.flush_store()
+    status, echoed = await api(proxy, "/api/v1/samples?route=/echo")
+    assert echoed["samples"][0]["request"]["body"]["type"] == "multipart"
+    status, keyed = await api(proxy, "/api/v1/samples?route=/keyed")
+    [difference] = keyed["samples"][0]["differences"]
+    assert KEY_SECRET not in difference["path"] and difference["path"].startswith("$.sessions")
+    status, listed = await api(proxy, f"/api/v1/samples?route=/keyed&path={quote(difference['path'])}")
+    assert len(listed["samples"]) == 1  # listed under the redacted path, as the field statistics name it
+    await proxy.stop()
+
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("parts.db*"))
+    assert b"ada" in stored  # the echoed form's other field: what is no secret is kept
+    for secret in (CLIENT_SECRETS["password"], KEY_SECRET):
+        assert secret.encode() not in stored, secret

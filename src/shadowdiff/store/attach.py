@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from shadowdiff import log
 from shadowdiff.config import StoreConfig
 from shadowdiff.metrics import Metrics
 from shadowdiff.noise.fields import FieldStats
@@ -34,7 +35,7 @@ class AttachedStore:
         self.sink = StoreSink(writer, sampler)
         self._fields = fields
         self.source = StoreSource(
-            StoreReader(Database(writer.database.location)),
+            StoreReader(Database(writer.database.location, create=False)),
             lambda: fields.thresholds,
             before_read=self.flush,
             shown=writer.database.location.shown,
@@ -71,7 +72,11 @@ class AttachedStore:
         writer.max_age, writer.max_bytes = store.max_age, store.max_bytes
 
     async def hand_stats(self) -> None:
-        """Give the writer the statistics of the routes that moved, one route per loop turn."""
+        """Give the writer the statistics of the routes that moved, one route per loop turn (and hand
+        the Sampler back the samples the writer could not keep)."""
+        unkept = self.writer.unkept
+        while unkept:
+            self.sampler.forget(unkept.popleft())
         for route in self._fields.take_touched():
             self.writer.stats(self._fields.snapshot(routes={route})["routes"])
             await asyncio.sleep(0)
@@ -84,7 +89,10 @@ class AttachedStore:
     async def _feed(self) -> None:
         while True:
             await asyncio.sleep(self.writer.flush_interval)
-            await self.hand_stats()
+            try:
+                await self.hand_stats()
+            except Exception as exc:  # a bug here must not stop the statistics reaching the store
+                log.event("error", "store_failed", exc_info=exc)
 
     async def close(self) -> None:
         """Write what is left (up to 5 s) and close both connections."""

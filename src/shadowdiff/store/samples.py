@@ -12,7 +12,8 @@ and body, the differences and their verdicts. Everything goes through the same
 `Redactor` as the mismatch log first, with whole bodies instead of one value: header
 values of secret names hidden, credential shapes and secret keys' values hidden in the
 target's query, in JSON (parsed and scrubbed key by key) and in text bodies. A body
-that is neither JSON nor text is not stored (its size and type are). Bodies are the
+that is neither JSON nor text, or is multipart (a form's files and fields), is not
+stored (its size and type are). Bodies are the
 ones the comparison kept (compare.max_body_bytes); a decoded body is shown up to
 `MAX_SHOWN` bytes.
 """
@@ -76,6 +77,32 @@ class Sampler:
                 entry[1] = now
         return signatures
 
+    def forget(self, signatures: tuple[Signature, ...]) -> None:
+        """A sample `wants()` took was not kept after all (dropped, or its flush failed): it does not count."""
+        for signature in signatures:
+            entry = self._taken.get(signature)
+            if entry is not None and entry[0] > 0:
+                entry[0] -= 1
+
+
+def signatures_of(comparison: Comparison, redactor: Redactor) -> tuple[Signature, ...]:
+    """The fields a stored sample is listed under: its differences' paths redacted as the field
+    statistics' are (a credential-shaped key hidden), then made statistics paths."""
+    route = comparison.request.route
+    found = (redactor.difference(d) for d in comparison.differences)
+    return tuple(dict.fromkeys((route, d.part, stats_path(d.part, d.path)) for d in found))
+
+
+def summary_of(sample: dict[str, Any]) -> dict[str, Any]:
+    """What a list of samples shows of one (no bodies): the request, both statuses, the differing paths."""
+    paths = list(dict.fromkeys((d["part"], d["path"]) for d in sample["differences"]))[:20]
+    return {
+        "request_id": sample["request_id"], "method": sample["method"], "route": sample["route"],
+        "path": sample["path"], "target": sample["target"][:512], "outcome": sample["outcome"],
+        "status": [sample["primary"]["status"], sample["shadow"]["status"]],
+        "differences": [{"part": part, "path": path} for part, path in paths],
+    }  # fmt: skip
+
 
 def record(report: Report, redactor: Redactor) -> dict[str, Any]:
     """The sample as it is stored (JSON-able, redacted)."""
@@ -115,7 +142,7 @@ def size_of(sample: dict[str, Any]) -> tuple[bytes, int]:
 def _side(observation: Observation, redactor: Redactor) -> dict[str, Any]:
     out: dict[str, Any] = {
         "status": observation.status,
-        "reason": observation.reason,
+        "reason": redactor.scrub_text(observation.reason)[:200] if observation.reason else observation.reason,
         "elapsed_ms": round(observation.elapsed * 1000, 3),
         "error": observation.error,
         "headers": _headers(observation.headers, redactor) if observation.headers is not None else [],
@@ -162,6 +189,8 @@ def _body(data: bytes, content_type: str, encoding: str, redactor: Redactor) -> 
             return {"type": "encoded", "size": size, "content": None, "note": f"Content-Encoding {encoding} did not decode"}
     shown = data[:MAX_SHOWN]
     kind = content_type.lower()
+    if "multipart/" in kind:  # its parts' fields would be scrubbed as one text: not stored
+        return {"type": "multipart", "size": size, "content": None, "note": content_type}
     if "json" in kind or shown.lstrip()[:1] in (b"{", b"["):
         try:
             value = orjson.loads(shown.removeprefix(_BOM))

@@ -32,5 +32,5 @@ class StoreSink:
     def __call__(self, report: Report) -> None:
         comparison, signatures = self._wanted
         self._wanted = (None, ())
-        if comparison is report.comparison and signatures:
-            self.writer.sample(report, signatures)
+        if comparison is report.comparison and signatures and not self.writer.sample(report, signatures):
+            self.sampler.forget(signatures)  # the queue was full: the next one may take its place

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import os
+import secrets
 import socket
 import threading
 import time
@@ -50,6 +51,7 @@ MAX_QUEUED_BYTES = 32 * 1024 * 1024
 RETENTION_EVERY = 60.0
 EXAMPLES = 2
 OUTCOMES = (MATCH, MISMATCH, IGNORED, NOISE, SHADOW_ERROR)
+Record = tuple[dict[str, Any], tuple[Any, ...], tuple[Any, ...]]  # (sample, stored signatures, the Sampler's)
 # route_stats' columns after (instance, route, bucket), in _route_row's order
 ROUTE_COLUMNS = (
     "compared", "aa_compared", *(f"o_{o}" for o in OUTCOMES), "untracked", "cut", "host_count",
@@ -59,8 +61,10 @@ ROUTE_COLUMNS = (
 
 
 def instance_name(configured: str) -> str:
-    """This process's name in the store: store.instance (or the host name), and its pid."""
-    return f"{configured or socket.gethostname()}/{os.getpid()}"
+    """This process's name in the store: store.instance (or the host name), its pid, and a mark of
+    this start (a container's pid 1, or a restarted worker's pid, comes back: its rows must not
+    replace the last life's)."""
+    return f"{configured or socket.gethostname()}/{os.getpid()}-{secrets.token_hex(2)}"
 
 
 def _held(report: Report) -> int:
@@ -113,6 +117,8 @@ class StoreWriter:
         self._failing = False
         self._last_retention = 0.0
         self.written = 0  # flushes that committed (tests and the benchmark read it)
+        # The Sampler's signatures of samples the thread could not keep (AttachedStore hands them back).
+        self.unkept: collections.deque[tuple[Any, ...]] = collections.deque(maxlen=4096)
         self._thread = threading.Thread(target=self._run, name="shadowdiff-store", daemon=True)
 
     def start(self) -> None:
@@ -210,8 +216,8 @@ class StoreWriter:
             db.rollback()
             db.close()
             self._failed("write", exc)
-            if records:
-                self._on_drop("sample", len(records))
+            for *_, taken in records:
+                self._unkept(taken)
             return
         self._dirty.clear()
         for old in [b for b in self._buckets if b < bucket]:
@@ -242,19 +248,29 @@ class StoreWriter:
             self._failing = True
             log.event("warning", "store_error", op=op, store=self.database.location.shown, error=reason(exc))
 
-    def _records(self, batch: list[tuple[Report, tuple[Any, ...], int]]) -> list[tuple[dict[str, Any], tuple[Any, ...]]]:
-        if not batch:
-            return []
+    def _current_redactor(self) -> Redactor:
         spec = self._redaction()
         if self._redactor is None or self._redactor.spec != spec:
             self._redactor = Redactor(spec)
+        return self._redactor
+
+    def _unkept(self, taken: tuple[Any, ...]) -> None:
+        """A sample the Sampler counted was not written: counted as dropped, handed back to the Sampler."""
+        self._on_drop("sample", 1)
+        self.unkept.append(taken)
+
+    def _records(self, batch: list[tuple[Report, tuple[Any, ...], int]]) -> list[Record]:
+        """(the sample as stored, the fields it is listed under, the Sampler's signatures)."""
+        if not batch:
+            return []
+        redactor = self._current_redactor()
         out = []
-        for report, signatures, _ in batch:
+        for report, taken, _ in batch:
             try:
-                out.append((sampling.record(report, self._redactor), signatures))
+                out.append((sampling.record(report, redactor), sampling.signatures_of(report.comparison, redactor), taken))
             except Exception as exc:  # one odd exchange must not cost the others
                 log.event("error", "store_failed", exc_info=exc)
-                self._on_drop("sample", 1)
+                self._unkept(taken)
         return out
 
     def _write_stats(self) -> None:
@@ -264,7 +280,7 @@ class StoreWriter:
             sums = self._buckets.get(bucket, {}).get(route)
             if sums is None:
                 continue
-            route_rows.append(_route_row(instance, route, bucket, sums))
+            route_rows.append(_route_row(instance, route, bucket, sums, self._current_redactor()))
             for field in sums["fields"]:
                 key = (field["part"], field["path"])
                 if key not in fields:
@@ -293,15 +309,15 @@ class StoreWriter:
             value_rows,
         )
 
-    def _write_samples(self, records: list[tuple[dict[str, Any], tuple[Any, ...]]], now: float) -> None:
+    def _write_samples(self, records: list[Record], now: float) -> None:
         db = self.database
-        for sample, signatures in records:
+        for sample, signatures, _ in records:
             data, size = sampling.size_of(sample)
             rows = db.execute(
-                "INSERT INTO samples (instance, route, seen, request_id, method, target, outcome, size, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO samples (instance, route, seen, request_id, method, target, outcome, size, summary, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (self.instance, sample["route"], now, sample["request_id"], sample["method"], sample["target"][:2048],
-                 sample["outcome"], size, data.decode()),
+                 sample["outcome"], size, orjson.dumps(sampling.summary_of(sample)).decode(), data.decode()),
             )  # fmt: skip
             sample_id = rows[0][0]
             db.executemany(
@@ -328,6 +344,7 @@ class StoreWriter:
                 if not self._shed():
                     break
             db.give_back()
+            db.commit()  # size()'s reads end their transaction: none is left open between flushes
         except Exception as exc:
             db.rollback()
             db.close()
@@ -355,14 +372,15 @@ class StoreWriter:
         return True
 
 
-def _route_row(instance: str, route: str, bucket: int, sums: dict[str, Any]) -> tuple[Any, ...]:
+def _route_row(instance: str, route: str, bucket: int, sums: dict[str, Any], redactor: Redactor) -> tuple[Any, ...]:
     outcomes, latency, sources = sums["outcomes"], sums["latency"], sums["aa_sources"]
     counts = [sums["compared"], sums["aa_compared"], *(outcomes.get(o, 0) for o in OUTCOMES)]
     counts += [sums["untracked"], sums["cut"], sums["host_explained"]["count"]]
     counts += [latency["timed"], latency["primary_seconds"], latency["shadow_seconds"]]
     counts += [sources.get(s, {}).get("observations", 0) for s in AA_LANES]
     counts += [sources.get(s, {}).get("errors", 0) for s in AA_LANES]
-    return (instance, route, bucket, *counts, orjson.dumps(sums["host_explained"]["examples"]).decode())
+    examples = [[redactor.text(str(value)) for value in pair] for pair in sums["host_explained"]["examples"]]
+    return (instance, route, bucket, *counts, orjson.dumps(examples).decode())
 
 
 def _values(field: dict[str, Any]) -> dict[str, Any]:
