@@ -195,10 +195,10 @@ async def serving(
         served.out = started + served.out
 
 
-async def serve_until_exit(*args: str, timeout: float = 20.0) -> tuple[int, bytes]:
-    """`shadowdiff serve ARGS` expected to exit on its own: (exit code, stderr)."""
+async def serve_until_exit(*args: str, timeout: float = 20.0, command: str = "serve") -> tuple[int, bytes]:
+    """`shadowdiff serve ARGS` (or another command) expected to exit on its own: (exit code, stderr)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shadowdiff", "serve", *args,
+        sys.executable, "-m", "shadowdiff", command, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, err = await asyncio.wait_for(process.communicate(), timeout)

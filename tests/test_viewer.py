@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.backends import free_port
-from tests.conftest import StartProxy, drive
+from tests.conftest import StartProxy, drive, serve_until_exit
 
 USERS = "/users/{id}"
 
@@ -48,3 +48,12 @@ async def test_ui_serves_what_a_stopped_proxy_left_in_its_store(
         if process.returncode is None:
             process.kill()
         await process.communicate()
+
+
+async def test_ui_on_a_store_no_proxy_created_exits_2_and_creates_nothing(tmp_path: Path) -> None:
+    """`shadowdiff ui --store` on a file that does not exist is a `store error:` (exit 2) saying a proxy
+    creates it, and leaves no file behind (the UI only reads)."""
+    missing = tmp_path / "none.db"
+    code, err = await serve_until_exit("--store", f"sqlite:///{missing}", "--admin", "127.0.0.1:0", command="ui")
+    assert code == 2 and err.startswith(b"store error: cannot read the store") and b"a proxy with this store.url creates it" in err
+    assert not missing.exists()

@@ -90,7 +90,7 @@ class LiveSource:
         return view
 
     async def samples(
-        self, route: str, part: str | None, path: str | None, limit: int, span: Range = Range()
+        self, route: str, part: str | None, path: str | None, limit: int, span: Range = Range(), *, summary: bool = False
     ) -> list[dict[str, Any]] | None:
         return None  # nothing is kept without the store
 
@@ -155,9 +155,12 @@ class StoreSource:
         return view
 
     async def samples(
-        self, route: str, part: str | None, path: str | None, limit: int, span: Range = Range()
+        self, route: str, part: str | None, path: str | None, limit: int, span: Range = Range(), *, summary: bool = False
     ) -> list[dict[str, Any]] | None:
-        return await self._read(self.reader.samples, route, part=part, path=path, limit=limit, start=span.start, end=span.end)
+        """The newest samples (whole, or with `summary` what a list shows: no bodies)."""
+        return await self._read(
+            self.reader.samples, route, part=part, path=path, limit=limit, start=span.start, end=span.end, summary=summary
+        )
 
     async def sample(self, sample_id: int) -> dict[str, Any] | None:
         return await self._read(self.reader.sample, sample_id)

@@ -1,8 +1,8 @@
 """`shadowdiff ui`: the admin listener's UI and API over a store, with no proxy in front.
 
-For a triage station in front of a fleet's PostgreSQL store, or to look again at what a run
-left in its SQLite file (the demo's, for one). It reads only: the store is opened (StoreError,
-exit 2, when it cannot be), the schema created if missing, and nothing is ever written.
+For a triage station in front of a fleet's PostgreSQL store (a role that may only read will
+do), or to look again at what a run left in its SQLite file (the demo's, for one). It only
+reads: a store that cannot be read, or that no proxy has created yet, is a StoreError (exit 2).
 /metrics serves this process's own metrics (store read errors); /readyz is ready once
 listening.
 """
@@ -22,13 +22,13 @@ from shadowdiff.metrics import Metrics
 from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.scrape import SharedRender
 from shadowdiff.sources import StoreSource
-from shadowdiff.store.database import open_store
+from shadowdiff.store.database import open_reader
 from shadowdiff.store.reader import StoreReader
 
 
 async def run_viewer(config: Config, *, stop: asyncio.Event | None = None) -> int:
     """Serve config.store's UI and API on config.admin.listen until SIGINT/SIGTERM (or `stop`)."""
-    database = open_store(config.store.url)
+    database = open_reader(config.store.url)
     noise = config.noise
     thresholds = Thresholds(noise.relative_threshold, noise.absolute_threshold, noise.min_observations)
     metrics = Metrics()

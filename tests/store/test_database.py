@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from shadowdiff import config as configuration
+from shadowdiff.config import ConfigError
 from shadowdiff.store.database import Location, StoreError, open_store
 from tests.backends import Backend
 from tests.conftest import serve_until_exit
@@ -38,6 +40,20 @@ def test_a_postgresql_url_is_shown_without_its_password() -> None:
     assert location.engine == "postgresql"
     assert location.shown == "postgresql://shadow@db.internal:6543/triage"
     assert "s3cr3t-pw" in location.target
+
+
+@pytest.mark.parametrize("url", ["postgresql://app:Zx9/Secr3tPart@db.internal/x", "postgresql://app@db.internal:99999/x"])
+def test_a_postgresql_url_that_does_not_parse_is_refused_without_echoing_it(url: str, tmp_path: Path) -> None:
+    """A password with a slash (or a port out of range) is a StoreError at open and a config error in
+    check-config, each saying what to do and neither quoting the URL."""
+    with pytest.raises(StoreError) as raised:
+        Location.parse(url)
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(f"primary: {{url: 'http://127.0.0.1:1'}}\nmirror: {{enabled: false}}\nstore: {{url: '{url}'}}\n")
+    with pytest.raises(ConfigError) as refused:
+        configuration.load(config_file)
+    for said in (str(raised.value), "\n".join(refused.value.problems)):
+        assert "percent-encode" in said and "Secr3tPart" not in said and "Zx9" not in said, said
 
 
 @pytest.mark.parametrize("url", ["mysql://db/x", "sqlite://relative.db", "sqlite:///"])

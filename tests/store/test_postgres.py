@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 
 
+from shadowdiff.config.schema import LoggingConfig
+from shadowdiff.publish.redact import Redactor
+from shadowdiff.store.database import Database, Location
+from shadowdiff.store.writer import StoreWriter
 from tests.conftest import StartProxy, api, drive, metrics, settle, until
 from tests.store.postgres import PostgresServer
 
@@ -75,3 +79,40 @@ samples of the failed flushes are lost, and counted)."""
     while not await written():
         assert loop.time() < deadline, "the store did not get the counts back"
         await asyncio.sleep(0.2)
+
+
+async def test_retention_by_size_on_postgresql_keeps_the_newest(
+    store_apps: dict[str, str], start_proxy: StartProxy, postgres_url: str
+) -> None:
+    """Past store.max_bytes on PostgreSQL (whose files do not shrink after a delete) a running writer's
+    retention deletes the oldest samples until the live data fits, and no further: the newest samples
+    and every count stay."""
+    proxy = await start_proxy(
+        store_apps["primary"], store_apps["shadow"], store={"url": postgres_url, "samples_per_field": 100}, routes=[USERS]
+    )
+    await drive(proxy, [f"/users/{n}" for n in range(200)])
+    await proxy.stop()
+    database = Database(Location.parse(postgres_url))
+    database.connect()
+    try:
+        limit = database.size() * 2 // 3
+        count, newest = database.execute("SELECT COUNT(*), MAX(id) FROM samples")[0]
+        database.rollback()
+        assert count == 100
+        writer = StoreWriter(
+            Database(Location.parse(postgres_url)), instance="later/1", redaction=lambda: Redactor(LoggingConfig()).spec,
+            max_bytes=limit,
+        )  # fmt: skip
+        writer.start()
+        try:
+            assert await asyncio.to_thread(writer.flush, 10.0)  # its first flush runs retention
+        finally:
+            writer.close()
+        assert database.size() <= limit
+        left, kept_newest = database.execute("SELECT COUNT(*), MAX(id) FROM samples")[0]
+        compared = database.execute("SELECT SUM(compared) FROM route_stats WHERE route = ?", (USERS,))[0][0]
+        database.rollback()
+    finally:
+        database.close()
+    assert 40 <= left < 100 and kept_newest == newest
+    assert compared == 200

@@ -28,25 +28,27 @@ def _route(view: dict, name: str) -> dict:
 
 
 async def test_what_the_store_keeps_survives_a_restart(store_apps: dict[str, str], start_proxy: StartProxy, tmp_path: Path) -> None:
-    """A second proxy on the same file shows the first one's counts, field and samples through the API."""
+    """A second proxy on the same file shows the first one's counts, field and samples through the API,
+    and adds its own to them (a restarted process is a new instance, even with the same pid)."""
     store = {"url": f"sqlite:///{tmp_path}/kept.db"}
     first = await start_proxy(store_apps["primary"], store_apps["shadow"], store=store, routes=[USERS])
     await drive(first, [f"/users/{n}" for n in range(20)] + [f"/same/{n}" for n in range(5)])
     await first.stop()
 
     second = await start_proxy(store_apps["primary"], store_apps["shadow"], store=store, routes=[USERS])
+    await drive(second, ["/users/100", "/users/101"])  # the same process, the same minute: added, not replacing
     status, routes = await api(second, "/api/v1/routes")
     assert status == 200, routes
     users = _route(routes, USERS)
-    assert users["comparisons"]["mismatch"] == 10 and users["comparisons"]["match"] == 10
+    assert users["comparisons"]["mismatch"] == 11 and users["comparisons"]["match"] == 11
     assert routes["store"] == f"sqlite:///{tmp_path}/kept.db"
     status, fields = await api(second, f"/api/v1/fields?route={USERS}")
     assert status == 200
     plan = {row["path"]: row for row in fields["fields"]}["$.plan"]
-    assert plan["differences"] == 10
+    assert plan["differences"] == 11
     status, samples = await api(second, f"/api/v1/samples?route={USERS}&path=$.plan")
     assert status == 200
-    assert len(samples["samples"]) == 5  # store.samples_per_field
+    assert len(samples["samples"]) == 6  # store.samples_per_field from the first, and the second's one
     sample = samples["samples"][0]
     assert sample["primary"]["body"]["content"]["plan"] == "free"
     assert sample["shadow"]["body"]["content"]["plan"] == "pro"
@@ -160,16 +162,17 @@ async def test_a_locked_store_costs_clients_nothing_and_loses_no_counts(
 
 async def test_past_max_queued_samples_are_dropped_and_counted(start_proxy: StartProxy, tmp_path: Path) -> None:
     """With the writer idle (a long flush interval) and store.max_queued 3, the 4th sample on is
-    dropped and counted; every client is answered and the statistics still reach the store."""
+    dropped and counted, and gives its place in the sampler back (so each later comparison is
+    tried again); every client is answered and the statistics still reach the store."""
     primary, shadow = await Backend("primary").start(), await Backend("shadow").start()
     try:
         proxy = await start_proxy(
             primary.url, shadow.url, store={"url": f"sqlite:///{tmp_path}/q.db", "flush_interval": 3600, "max_queued": 3}
         )
         # /whoami differs between the two backends ({"backend": name}); one route, one field:
-        # samples_per_field (5) lets five through the sampler, the queue holds three.
+        # the queue holds three, and each of the five after them is dropped and handed back.
         await drive(proxy, ["/whoami"] * 8)
-        assert metrics(proxy).value("shadowdiff_store_dropped_total", what="sample") == 2
+        assert metrics(proxy).value("shadowdiff_store_dropped_total", what="sample") == 5
         await proxy.flush_store()
         assert _samples(tmp_path / "q.db") == 3
         status, routes = await api(proxy, "/api/v1/routes")
@@ -183,9 +186,9 @@ async def test_past_max_queued_samples_are_dropped_and_counted(start_proxy: Star
 async def test_a_long_outage_keeps_every_count_in_a_bounded_number_of_minutes(
     store_apps: dict[str, str], start_proxy: StartProxy, tmp_path: Path
 ) -> None:
-    """Six minutes of statistics against a locked store: each flush fails and is counted; once the
-    lock goes every count is written, in at most MAX_PENDING_BUCKETS + 1 minutes (the oldest took in
-    the rest), and nothing was dropped."""
+    """A minute written, then six minutes of statistics against a locked store: each flush fails and
+    is counted; once the lock goes every count is written once, in at most MAX_PENDING_BUCKETS + 1
+    minutes (the oldest, written before, took in the rest), and nothing was dropped."""
     path = tmp_path / "outage.db"
     url = f"sqlite:///{path}"
     proxy = await start_proxy(store_apps["primary"], store_apps["shadow"], store={"enabled": False}, routes=[USERS])
@@ -196,10 +199,12 @@ async def test_a_long_outage_keeps_every_count_in_a_bounded_number_of_minutes(
         Database(Location.parse(url)), instance="outage/1", redaction=lambda: Redactor(LoggingConfig()).spec,
         clock=lambda: now[0], on_error=errors.append, on_drop=lambda what, n: drops.append(what),
     )  # fmt: skip
-    writer.database.connect()
+    writer.start()
+    await drive(proxy, ["/users/100", "/users/101"])  # written at once: the minute the outage begins in
+    writer.stats(proxy.fields.snapshot()["routes"])
+    assert await asyncio.to_thread(writer.flush, 10.0) and writer.written == 1
     lock = sqlite3.connect(path, isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
-    writer.start()
     try:
         for minute in range(6):
             await drive(proxy, [f"/users/{minute * 2}", f"/users/{minute * 2 + 1}"])
@@ -217,6 +222,6 @@ async def test_a_long_outage_keeps_every_count_in_a_bounded_number_of_minutes(
         minutes, compared, mismatches = conn.execute(
             "SELECT COUNT(*), SUM(compared), SUM(o_mismatch) FROM route_stats WHERE route = ?", (USERS,)
         ).fetchone()
-    assert (compared, mismatches) == (12, 6)
+    assert (compared, mismatches) == (14, 7)
     assert minutes <= MAX_PENDING_BUCKETS + 1
     assert drops == []

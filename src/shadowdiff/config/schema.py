@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from shadowdiff.config.checks import (
     fraction, header_name, http_methods, lower_names, networks, non_negative, one_of, positive,
@@ -215,8 +216,20 @@ class NoiseConfig:
     max_field_series: int = _setting(1000, positive, restart=True)  # shadowdiff_field_differences_total series
 
 
+URL_UNREADABLE = (
+    "a PostgreSQL URL that does not parse: its port is not a number, or its password holds a slash, an at"
+    " sign or a colon (percent-encode them, or leave the password out and set PGPASSWORD)"
+)
+
+
 def _store_url(value: str) -> str | None:
-    if value == "" or value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+    if value.startswith(("postgresql://", "postgres://")):
+        try:
+            urlsplit(value).port
+        except ValueError:  # its message would quote the URL, password and all
+            return URL_UNREADABLE
+        return None
+    if value == "" or value.startswith("sqlite:///"):
         return None
     return "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DB (\"\" for the default file)"
 

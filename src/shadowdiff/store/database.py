@@ -21,11 +21,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from shadowdiff import log
+from shadowdiff.config.schema import URL_UNREADABLE
 
 SCHEMA_VERSION = 1
+# What one row of each table takes beside its text columns, roughly (PostgreSQL's size of live data).
+_ROW_BYTES = {"route_stats": 250, "field_stats": 120, "field_values": 100, "samples": 120, "sample_fields": 80}
 
 # Statistics rows are per instance and bucket (a minute): the writer replaces its own rows.
 _TABLES = (
@@ -52,7 +55,7 @@ _TABLES = (
     """CREATE TABLE IF NOT EXISTS samples (
         id {id}, instance TEXT NOT NULL, route TEXT NOT NULL, seen DOUBLE PRECISION NOT NULL,
         request_id TEXT NOT NULL, method TEXT NOT NULL, target TEXT NOT NULL, outcome TEXT NOT NULL,
-        size BIGINT NOT NULL, data TEXT NOT NULL)""",
+        size BIGINT NOT NULL, summary TEXT NOT NULL, data TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS sample_fields (
         sample_id BIGINT NOT NULL, route TEXT NOT NULL, part TEXT NOT NULL, path TEXT NOT NULL,
         PRIMARY KEY (route, part, path, sample_id))""",
@@ -68,6 +71,7 @@ TABLES = ("route_stats", "field_stats", "field_values", "samples", "sample_field
 
 class StoreError(Exception):
     """The store cannot be opened (a bad URL, a path that cannot be created, a missing driver)."""
+
 
 
 def default_path() -> Path:
@@ -96,33 +100,41 @@ class Location:
             return cls("sqlite", path, f"sqlite:///{path}")
         if url.startswith(("postgresql://", "postgres://")):
             parts = urlsplit(url)
+            try:
+                port = f":{parts.port}" if parts.port else ""
+            except ValueError:  # the message would quote the URL, password and all
+                raise StoreError(f"store.url: {URL_UNREADABLE}") from None
             host = parts.hostname or "localhost"
             user = f"{parts.username}@" if parts.username else ""
-            port = f":{parts.port}" if parts.port else ""
             return cls("postgresql", url, f"postgresql://{user}{host}{port}{parts.path}")
         raise StoreError("store.url must be sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
 
 
 class Database:
-    """One connection, used by one thread at a time (the writer's, or the readers' behind `lock`)."""
+    """One connection, used by one thread at a time (the writer's, or the readers' behind `lock`).
+    A reader's (`create=False`) writes nothing: no schema, no SQLite settings, no file created,
+    so a read-only PostgreSQL role will do."""
 
-    def __init__(self, location: Location, *, connect_timeout: float = 3.0) -> None:
+    def __init__(self, location: Location, *, connect_timeout: float = 3.0, create: bool = True) -> None:
         self.location = location
         self.lock = threading.Lock()
         self._connect_timeout = connect_timeout
         self._conn: Any = None
         self.postgres = location.engine == "postgresql"
+        self.create = create
 
     # -- connecting ---------------------------------------------------------------
 
     def connect(self) -> None:
-        """Open the connection (and the schema) if it is not open."""
+        """Open the connection (and, unless a reader's, the schema) if it is not open."""
         if self._conn is not None:
             return
         if self.postgres:
             self._conn = _postgres(self.location, self._connect_timeout)
         else:
-            self._conn = _sqlite(self.location)
+            self._conn = _sqlite(self.location) if self.create else _sqlite_reader(self.location)
+        if not self.create:
+            return
         try:
             self._create()
         except Exception:
@@ -176,10 +188,17 @@ class Database:
     # -- size ---------------------------------------------------------------------
 
     def size(self) -> int:
-        """Bytes the store's data takes (SQLite: pages in use; PostgreSQL: its tables and indexes)."""
+        """Bytes the store's data takes. SQLite: its pages in use. PostgreSQL: its live rows, roughly
+        (their text and a fixed cost a row): the files' size shrinks only with VACUUM FULL, so it
+        would never come back under store.max_bytes after a delete."""
         if self.postgres:
-            total = " + ".join(f"pg_total_relation_size('{t}')" for t in TABLES)
-            return int(self.execute(f"SELECT {total}")[0][0])
+            texts = {"route_stats": "host_examples", "field_values": "data", "samples": "summary) + octet_length(data"}
+            parts = [
+                f"(SELECT COUNT(*) * {_ROW_BYTES[t]} + COALESCE(SUM(octet_length({texts[t]})), 0) FROM {t})"
+                if t in texts else f"(SELECT COUNT(*) * {_ROW_BYTES[t]} FROM {t})"
+                for t in TABLES
+            ]  # fmt: skip
+            return int(self.execute(f"SELECT {' + '.join(parts)}")[0][0])
         pages = self.execute("PRAGMA page_count")[0][0]
         free = self.execute("PRAGMA freelist_count")[0][0]
         page = self.execute("PRAGMA page_size")[0][0]
@@ -209,6 +228,14 @@ def _sqlite(location: Location) -> Any:
     return conn
 
 
+def _sqlite_reader(location: Location) -> Any:
+    """A connection that creates nothing: the file must exist (a proxy creates it)."""
+    try:
+        return sqlite3.connect(f"file:{quote(location.target)}?mode=rw", uri=True, timeout=1.0, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the store {location.shown}: {exc} (a proxy with this store.url creates it)") from exc
+
+
 def _postgres(location: Location, timeout: float) -> Any:
     try:
         import psycopg
@@ -236,6 +263,24 @@ def open_store(url: str) -> Database:
             raise StoreError(f"cannot open the store {database.location.shown}: {reason(exc)}") from exc
         log.event("warning", "store_error", op="connect", store=database.location.shown, error=reason(exc),
                   note="serving anyway; the store is written once it answers")  # fmt: skip
+    return database
+
+
+def open_reader(url: str) -> Database:
+    """A reader's Database for store.url, checked to hold a store: StoreError (what to do) if it
+    cannot be read or no proxy has created the store yet. It writes nothing."""
+    database = Database(Location.parse(url), create=False)
+    try:
+        database.connect()
+        database.execute("SELECT value FROM meta WHERE key = ?", ("schema",))
+        database.rollback()
+    except StoreError:
+        raise
+    except Exception as exc:
+        database.close()
+        raise StoreError(
+            f"cannot read the store {database.location.shown}: {reason(exc)} (a proxy with this store.url creates it)"
+        ) from exc
     return database
 
 

@@ -4,8 +4,10 @@ What it returns has the shape `FieldStats.snapshot()` gives (noise.fields), summ
 every instance and bucket in the range, so the admin API's views (noise.views) draw the
 verdicts from the summed evidence under the running config's thresholds, whichever
 proxies wrote it. Counts are summed by the database (`GROUP BY`); a field's examples and
-changes (field_values) are read for one route at a time and merged as the workers'
-snapshots are (noise.merge).
+changes (field_values) are read for one route at a time, from the field's newest
+VALUE_BUCKETS minutes in the range, and merged as the workers' snapshots are
+(noise.merge). Lists of samples (`summary=True`) read their small summary column alone,
+not the bodies.
 
 A range is [start, end) in epoch seconds, by bucket (a minute): a row belongs to the
 range when its bucket starts in it. Every call blocks: the admin listener runs them in
@@ -26,6 +28,7 @@ from shadowdiff.store.database import Database
 from shadowdiff.store.writer import BUCKET, OUTCOMES
 
 MAX_SAMPLES = 100
+VALUE_BUCKETS = 30  # the newest minutes a field's examples and changes are drawn from, per read
 FOREVER = 1 << 62
 
 
@@ -97,13 +100,19 @@ class StoreReader:
                 entry["host_explained"]["examples"] = orjson.loads(found[0][0]) if found else []
         fields: dict[tuple[str, str, str], dict[str, Any]] = {}
         if route is not None and route in routes:
-            merged = empty_route()
-            for part, path, data in self._query(
-                f"SELECT part, path, data FROM field_values WHERE {where} ORDER BY bucket", params
-            ):
-                add_route(merged, {**empty_route(), "fields": [{**_field(part, path), **orjson.loads(data)}]}, 2)
-            for field in merged["fields"]:
-                fields[(route, field["part"], field["path"])] = field
+            # Each field's examples and changes from its newest VALUE_BUCKETS rows in the range: a
+            # week of minutes would be thousands of rows a field to merge (its counts are all summed).
+            rows = self._query(
+                "SELECT part, path, data FROM (SELECT part, path, bucket, data, ROW_NUMBER() OVER"
+                f" (PARTITION BY part, path ORDER BY bucket DESC) AS newest FROM field_values WHERE {where}) AS recent"
+                " WHERE newest <= ? ORDER BY bucket",
+                (*params, VALUE_BUCKETS),
+            )
+            sums: dict[tuple[str, str, str], dict[str, Any]] = {}  # a route of one field each: a merge costs that field
+            for part, path, data in rows:
+                one = {**empty_route(), "fields": [{**_field(part, path), **orjson.loads(data)}]}
+                add_route(sums.setdefault((route, part, path), empty_route()), one, 2)
+            fields = {key: summed["fields"][0] for key, summed in sums.items()}
         kinds = self._query(
             f"SELECT route, part, path, kind, SUM(differed), SUM(aa_differed) FROM field_stats WHERE {where}"
             " GROUP BY route, part, path, kind",
@@ -187,25 +196,31 @@ class StoreReader:
     # -- samples ----------------------------------------------------------------------------
 
     def samples(
-        self, route: str, *, part: str | None = None, path: str | None = None, limit: int = 20, start: int = 0, end: int = FOREVER
+        self, route: str, *, part: str | None = None, path: str | None = None, limit: int = 20,
+        start: int = 0, end: int = FOREVER, summary: bool = False,
     ) -> list[dict[str, Any]]:
-        """The newest samples of `route` (of one field's: `path`, with `part`) seen in [start, end), newest first."""
+        """The newest samples of `route` (of one field's: `path`, with `part`) seen in [start, end),
+        newest first; with `summary`, each one's summary (request, statuses, differing paths) alone."""
         limit = max(1, min(limit, MAX_SAMPLES))
+        column = "s.summary" if summary else "s.data"
         if path is None:
             rows = self._query(
-                "SELECT id, instance, seen, data FROM samples WHERE route = ? AND seen >= ? AND seen < ? ORDER BY id DESC LIMIT ?",
+                f"SELECT s.id, s.instance, s.seen, {column} FROM samples s WHERE s.route = ? AND s.seen >= ? AND s.seen < ?"
+                " ORDER BY s.id DESC LIMIT ?",
                 (route, start, end, limit),
             )
         else:
             extra, params = ("AND f.part = ?", (route, path, part, start, end, limit)) if part else ("", (route, path, start, end, limit))
             rows = self._query(
-                "SELECT s.id, s.instance, s.seen, s.data FROM sample_fields f JOIN samples s ON s.id = f.sample_id"
+                f"SELECT s.id, s.instance, s.seen, {column} FROM sample_fields f JOIN samples s ON s.id = f.sample_id"
                 f" WHERE f.route = ? AND f.path = ? {extra} AND s.seen >= ? AND s.seen < ? ORDER BY s.id DESC LIMIT ?",
                 params,
             )
         return [_sample(*row) for row in rows]
 
     def sample(self, sample_id: int) -> dict[str, Any] | None:
+        if not 0 < sample_id < 1 << 63:
+            return None
         rows = self._query("SELECT id, instance, seen, data FROM samples WHERE id = ?", (sample_id,))
         return _sample(*rows[0]) if rows else None
 

@@ -142,7 +142,7 @@ class Pages:
         step, route_step = int(view.get("trend_step") or 60), int(overview.get("trend_step") or 60)
         path = request.query.get("path")
         part = request.query.get("part") if path else None
-        found = await _read(request, source.samples(name, part, path, SAMPLES_LISTED, span))
+        found = await _read(request, source.samples(name, part, path, SAMPLES_LISTED, span, summary=True))
         changed, noise = tables.split_fields(view["fields"])
         sparks = {
             (f["part"], f["path"]): sparkline(f.get("trend", []), label=f"differences per {_duration(step)}") for f in view["fields"]
@@ -196,11 +196,11 @@ def _sides(sample: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _listed(sample: dict[str, Any]) -> dict[str, Any]:
-    """A sample as the route page lists it (its bodies left behind)."""
+    """A sample's summary as the route page lists it."""
     paths = list(dict.fromkeys(f"{d['part']} {d['path']}" if d["part"] != "body" else d["path"] for d in sample["differences"]))
     return {
         "id": sample["id"], "seen": sample["seen"], "method": sample["method"], "target": sample["target"],
-        "outcome": sample["outcome"], "paths": paths, "status": (sample["primary"]["status"], sample["shadow"]["status"]),
+        "outcome": sample["outcome"], "paths": paths, "status": tuple(sample["status"]),
     }  # fmt: skip
 
 
