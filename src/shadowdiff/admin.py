@@ -11,7 +11,9 @@ import orjson
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from shadowdiff import log, ui
+from shadowdiff import control_api, log, ui
+from shadowdiff.access import READS, Access, Denied
+from shadowdiff.controls import Controls
 from shadowdiff.noise.verdict import VERDICTS
 from shadowdiff.store.database import reason
 from shadowdiff.sources import LiveSource, Range, RangeError, StoreSource
@@ -20,7 +22,28 @@ API = "/api/"
 ROUTES = "/api/v1/routes"
 FIELDS = "/api/v1/fields"
 SAMPLES = "/api/v1/samples"
-ENDPOINTS = f"GET {ROUTES}, GET {FIELDS}?route=ROUTE, GET {SAMPLES}?route=ROUTE[&path=PATH] and GET {SAMPLES}/ID"
+ENDPOINTS = (
+    f"GET {ROUTES}, GET {FIELDS}?route=ROUTE, GET {SAMPLES}?route=ROUTE[&path=PATH], GET {SAMPLES}/ID, "
+    f"GET and POST {control_api.CONTROLS}, POST {control_api.RELOAD} and GET {control_api.WHOAMI}"
+)
+ADMIN_BODY_LIMIT = 64 * 1024  # a change is a small JSON object
+
+
+def _access_middleware(access: Access) -> Any:
+    @web.middleware
+    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        try:
+            request[control_api.CALLER] = access.check(request.method, request.path, request.headers.get("Authorization"))
+        except Denied as exc:
+            if request.method not in READS:
+                control_api.audit(request, f"{request.method} {request.path}", None, None, f"refused: {exc}")
+            response = _error(exc.status, str(exc))
+            if exc.status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="shadowdiff"'
+            return response
+        return await handler(request)
+
+    return check
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -59,11 +82,15 @@ def create_admin_app(
     ready: Callable[[], bool],
     detail: Callable[[], str] = lambda: "",
     source: LiveSource | StoreSource | None = None,
+    controls: Controls | None = None,
+    access: Access | None = None,
 ) -> web.Application:
     """`await exposition()` gives /metrics (a `scrape.SharedRender`'s `get`: never a render on
     the loop); `ready()` says whether the proxy is accepting traffic (false while starting
     or draining); `detail()` adds a line to /readyz; `source` is what the API and the UI read
-    (the store, or the live field statistics); without it the API answers 503."""
+    (the store, or the live field statistics); without it the API answers 503; `controls` are
+    the live settings the change endpoints reach (control_api); `access` who may do what
+    (everything open without it)."""
 
     async def metrics_handler(request: web.Request) -> web.Response:
         response = web.Response(body=await exposition())
@@ -130,7 +157,8 @@ def create_admin_app(
             return _error(404, f"no sample {sample_id} (retention may have deleted it); GET {SAMPLES}?route=ROUTE lists them")
         return json_response(found)
 
-    app = web.Application(middlewares=[_json_errors])
+    access = access or Access([])
+    app = web.Application(middlewares=[_json_errors, _access_middleware(access)], client_max_size=ADMIN_BODY_LIMIT)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -138,5 +166,6 @@ def create_admin_app(
     app.router.add_get(FIELDS, route_fields)
     app.router.add_get(SAMPLES, samples)
     app.router.add_get(SAMPLES + "/{id}", sample)
+    control_api.add_routes(app, controls, access)
     ui.add_routes(app, source)
     return app

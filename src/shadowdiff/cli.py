@@ -120,14 +120,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve_command(args: argparse.Namespace) -> int:
-    config = configuration.load(args.config, _overrides(args))
+    overrides = _overrides(args)
+    config = configuration.load(args.config, overrides)
+    # A reload reads the same file with the same flags on top; without a file there is nothing to read.
+    load = (lambda: configuration.load(args.config, overrides)) if args.config else None
     log.configure(config.logging.level, background=True)
     try:
         if config.listen.workers > 1:
             from shadowdiff.workers.supervisor import supervise
 
-            return run_event_loop(supervise(config))
-        return run_event_loop(_serve(config))
+            return run_event_loop(supervise(config, load))
+        return run_event_loop(_serve(config, load))
     finally:
         log.shutdown()
 
@@ -156,12 +159,12 @@ def _check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(config: Config) -> int:
+async def _serve(config: Config, load: Callable[[], Config] | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    return await serve(config, stop)
+    return await serve(config, stop, load=load)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

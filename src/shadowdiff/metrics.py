@@ -133,6 +133,18 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.mirror_enabled = Gauge(
+            "shadowdiff_mirror_enabled",
+            "1 while mirroring is on, 0 while it is paused (the kill switch, or mirror.enabled: false).",
+            registry=registry,
+            multiprocess_mode="livemin",  # with workers: 0 once any worker is paused
+        )
+        self.mirror_sample_rate = Gauge(
+            "shadowdiff_mirror_sample_rate",
+            "The share of eligible requests mirrored now (mirror.sample_rate, or its live setting).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.shadow_in_flight = Gauge(
             "shadowdiff_shadow_in_flight",
             "Shadow exchanges under way (sent, or waiting to be compared).",
@@ -295,6 +307,11 @@ class Metrics:
             self.store_errors.labels(op)
         for what in STORE_DROPS:
             self.store_dropped.labels(what)
+
+    def mirroring(self, mirror: Any) -> None:
+        """The live mirroring state: on or paused, and the sample rate (a MirrorConfig)."""
+        self.mirror_enabled.set(1 if mirror.enabled else 0)
+        self.mirror_sample_rate.set(mirror.sample_rate)
 
     def field_difference(self, route: str, path: str, verdict: str) -> None:
         """One shadow difference at `path` on `route`; past max_field_series (route, path) pairs, under 'other'."""

@@ -16,15 +16,18 @@ import contextlib
 import logging
 import os
 import random
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
 from shadowdiff import log
+from shadowdiff.access import Access
 from shadowdiff.admin import create_admin_app
 from shadowdiff.buffers import BufferBudget
 from shadowdiff.config import Config, HostPort, mask_url
+from shadowdiff.controls import Controls, reload_on_signal
 from shadowdiff.experiment.breaker import Breaker
 from shadowdiff.experiment.comparator import Comparator
 from shadowdiff.experiment.lanes import Lane
@@ -63,15 +66,21 @@ class ShadowDiff:
     SO_REUSEPORT (`reuse_port`) and leaves the admin listener to the supervisor (`admin=False`)."""
 
     def __init__(
-        self, config: Config, *, extra_sinks: Sequence[Sink] = (), reuse_port: bool = False, admin: bool = True
+        self, config: Config, *, extra_sinks: Sequence[Sink] = (), reuse_port: bool = False, admin: bool = True,
+        load: Callable[[], Config] | None = None,
     ) -> None:
         self.config = config
         self.runtime = RuntimeHolder(config)
         self._reuse_port = reuse_port
         self._serve_admin = admin
+        # The admin listener's tokens (ConfigError when one cannot be read) and the live controls;
+        # `load` reads the config file again (a reload).
+        self.access = Access.of(config.admin) if admin else Access([])
+        self.controls = Controls(config, self._apply_live, load=load)
         self.metrics = metrics = Metrics()
+        metrics.mirroring(config.mirror)
         self.scrapes = SharedRender(metrics.exposition, config.admin.metrics_min_interval)
-        self.primary = Upstream(CONTROL, config.primary.url, _primary_limits(config))
+        self.primary = Upstream(CONTROL, config.primary.url, Limits.primary(config))
         redactor = Redactor(config.logging)  # one, for every sink and the comparison worker
         self.comparator = Comparator(config.compare, redactor)
         noise = config.noise
@@ -140,7 +149,7 @@ class ShadowDiff:
         config, reask = self.config, name == REASK
         return Lane(
             name,
-            Upstream(name, url, _shadow_limits(config)),
+            Upstream(name, url, Limits.shadow(config)),
             max_in_flight=config.mirror.max_in_flight,
             breaker=Breaker(config.mirror.breaker_failures, config.mirror.breaker_cooldown),
             marker=None if reask else (config.mirror.marker_header, config.mirror.marker_value),
@@ -186,6 +195,10 @@ class ShadowDiff:
         self.budget.limit = config.mirror.max_buffered_bytes
         self.scrapes.min_interval = config.admin.metrics_min_interval
         log.set_level(config.logging.level)
+        self.metrics.mirroring(config.mirror)
+
+    async def _apply_live(self, config: Config) -> None:
+        self.apply(config)
 
     async def start(self) -> None:
         """Open upstreams and listeners; on failure (a port taken) close what was opened."""
@@ -204,7 +217,9 @@ class ShadowDiff:
             await lane.upstream.start()
         if self._serve_admin:
             self._admin = web.AppRunner(
-                create_admin_app(self.scrapes.get, ready=lambda: self.ready, source=self.source),
+                create_admin_app(
+                    self.scrapes.get, ready=lambda: self.ready, source=self.source, controls=self.controls, access=self.access
+                ),
                 handle_signals=False,
                 access_log=None,
             )
@@ -319,30 +334,6 @@ def _repeats(config: Config) -> Repeats | None:
     return Repeats(noise.repeat_window, noise.repeat_max_bytes) if noise.repeats else None
 
 
-def _primary_limits(config: Config) -> Limits:
-    primary = config.primary
-    return Limits(
-        connect_timeout=primary.connect_timeout,
-        read_timeout=primary.timeout,
-        total_timeout=None,  # a long download is fine while bytes keep coming
-        max_connections=primary.max_connections,
-        max_headers=primary.max_headers,
-        max_header_line_bytes=primary.max_header_line_bytes,
-    )
-
-
-def _shadow_limits(config: Config) -> Limits:
-    shadow = config.shadow
-    return Limits(
-        connect_timeout=shadow.connect_timeout,
-        read_timeout=None,
-        total_timeout=shadow.timeout,  # shadow work is bounded end to end
-        max_connections=config.mirror.max_in_flight,
-        max_headers=shadow.max_headers,
-        max_header_line_bytes=shadow.max_header_line_bytes,
-    )
-
-
 async def serve(
     config: Config,
     stop: asyncio.Event,
@@ -351,14 +342,19 @@ async def serve(
     admin: bool = True,
     on_ready: Callable[[ShadowDiff], None] | None = None,
     refresh_metrics: bool = False,
+    load: Callable[[], Config] | None = None,
 ) -> int:
-    """Run one proxy until `stop` is set; the exit code.
+    """Run one proxy until `stop` is set; the exit code. `load` reads its config file again
+    (reload: POST /api/v1/reload, and SIGHUP).
 
     `on_ready(service)` runs once it is listening; with `refresh_metrics`, values kept
     outside the collectors reach them each second (a worker's files, which the
     supervisor reads, are only written that way).
     """
-    service = ShadowDiff(config, reuse_port=reuse_port, admin=admin)
+    service = ShadowDiff(config, reuse_port=reuse_port, admin=admin, load=load)
+    if load is not None:  # SIGHUP reads the file again, as POST /api/v1/reload does
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_on_signal(service.controls)))
     # With the store off, the supervisor's /api/v1 reads each worker's field statistics from a
     # file there; with it on, from the store.
     shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if refresh_metrics and not config.store.enabled else None

@@ -10,6 +10,7 @@ flag is reported under the key it overrides (`--primary` -> `primary.url`).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import types
 import typing
 from collections.abc import Mapping
@@ -71,7 +72,28 @@ def _cross_checks(config: Config, proxy: bool) -> list[str]:
         problems.append("shadow.url: required while mirror.enabled is true")
     if config.listen.address == config.admin.listen and config.listen.address.port != 0:
         problems.append(f"admin.listen: must differ from listen.address, both are {config.admin.listen}")
+    admin = config.admin
+    names = [token.name for token in admin.tokens]
+    for i, token in enumerate(admin.tokens):
+        if bool(token.token_file) == bool(token.token_env):
+            problems.append(f"admin.tokens[{i}]: give the token by token_file or token_env (one of them; never inline)")
+        if names.count(token.name) > 1:
+            problems.append(f"admin.tokens[{i}].name: {token.name!r} is used twice")
+    if proxy and not admin.tokens and not admin.allow_open and not _loopback(admin.listen.host):
+        problems.append(
+            f"admin.listen: {admin.listen} is not a loopback address and admin.tokens is empty: anyone who reaches"
+            " it could read the store and pause mirroring; add admin.tokens, or set admin.allow_open: true"
+        )
     return problems
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:

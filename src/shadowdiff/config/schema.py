@@ -261,9 +261,35 @@ def _metrics_interval(value: float) -> str | None:
     return f"must be between 0 and {MAX_METRICS_INTERVAL:g} seconds, got {value}"
 
 
+ROLES = ("viewer", "operator")
+
+
+def _role(value: str) -> str | None:
+    return None if value in ROLES else f"must be viewer or operator, got {value[:40]!r}"
+
+
+def _token_name(value: str) -> str | None:
+    ok = 0 < len(value) <= 64 and all(c.isalnum() or c in "-_." for c in value)
+    return None if ok else "must be a name of 1 to 64 letters, digits, '-', '_' or '.' (it is what audit lines show)"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenConfig:
+    """A named admin token with a role; the secret itself is read from a file or an environment
+    variable at start, never written in the config."""
+
+    name: str = _setting("", _token_name)
+    role: str = _setting("viewer", _role)
+    token_file: str = ""  # a file holding the token (surrounding whitespace ignored)
+    token_env: str = ""  # or an environment variable holding it
+
+
 @dataclass(frozen=True, slots=True)
 class AdminConfig:
     listen: HostPort = _setting(HostPort("127.0.0.1", 9901), restart=True)
+    # Who may read and change what on the admin listener (README "Admin access"); restart to change.
+    tokens: tuple[TokenConfig, ...] = _setting((), restart=True)
+    allow_open: bool = _setting(False, restart=True)  # serve a non-loopback admin address with no tokens
     # One /metrics render is served to every scrape for this long after it (0: render each
     # scrape; concurrent scrapes still share one render). See shadowdiff.scrape.
     metrics_min_interval: float = _setting(1.0, _metrics_interval)

@@ -26,6 +26,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from shadowdiff.config import Config
 from shadowdiff.http._aiohttp import serialize_head
 from shadowdiff.http.client import BodyFailed, BodySource, ConnectionPool, Response
 from shadowdiff.http.errors import UpstreamError, classify, describe
@@ -50,6 +51,32 @@ class Limits:
     max_connections: int
     max_headers: int
     max_header_line_bytes: int
+
+    @classmethod
+    def primary(cls, config: Config) -> Limits:
+        """The primary's: a deadline between reads (a long download is fine while bytes keep coming)."""
+        primary = config.primary
+        return cls(
+            connect_timeout=primary.connect_timeout,
+            read_timeout=primary.timeout,
+            total_timeout=None,
+            max_connections=primary.max_connections,
+            max_headers=primary.max_headers,
+            max_header_line_bytes=primary.max_header_line_bytes,
+        )
+
+    @classmethod
+    def shadow(cls, config: Config) -> Limits:
+        """A background lane's (shadow, secondary, re-ask): shadow work is bounded end to end."""
+        shadow = config.shadow
+        return cls(
+            connect_timeout=shadow.connect_timeout,
+            read_timeout=None,
+            total_timeout=shadow.timeout,
+            max_connections=config.mirror.max_in_flight,
+            max_headers=shadow.max_headers,
+            max_header_line_bytes=shadow.max_header_line_bytes,
+        )
 
 
 class StreamedBody:

@@ -41,7 +41,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -49,9 +49,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
 from shadowdiff import frames, log
+from shadowdiff.access import Access
 from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort
 from shadowdiff.config.live import restart_changes
+from shadowdiff.controls import Controls, reload_on_signal
 from shadowdiff.noise import shared
 from shadowdiff.noise.fields import FieldStats
 from shadowdiff.noise.merge import merge
@@ -233,8 +235,10 @@ class _AddSupervisorDrops:
 
 
 class Supervisor:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, load: Callable[[], Config] | None = None) -> None:
         self.config = config
+        self.access = Access.of(config.admin)  # ConfigError when a token cannot be read
+        self.controls = Controls(config, self.update, load=load)  # changes reach every worker
         self.workers = [Worker(n) for n in range(config.listen.workers)]
         self.stopping = False
         self._started = False
@@ -306,7 +310,10 @@ class Supervisor:
     async def _start_admin(self) -> None:
         listen = self.config.admin.listen
         self._admin = web.AppRunner(
-            create_admin_app(self.scrapes.get, ready=self.ready, detail=self.detail, source=self.source),
+            create_admin_app(
+                self.scrapes.get, ready=self.ready, detail=self.detail, source=self.source,
+                controls=self.controls, access=self.access,
+            ),  # fmt: skip
             handle_signals=False,
             access_log=None,
         )
@@ -360,14 +367,18 @@ class Supervisor:
         return 0 if all(code in (0, None) for code in codes) else 1
 
 
-async def supervise(config: Config) -> int:
-    """Run `config.listen.workers` workers until SIGTERM/SIGINT; the exit code."""
+async def supervise(config: Config, load: Callable[[], Config] | None = None) -> int:
+    """Run `config.listen.workers` workers until SIGTERM/SIGINT; the exit code. `load` reads the
+    config file again (POST /api/v1/reload, SIGHUP)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    supervisor = Supervisor(config, load=load)
+    if load is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_on_signal(supervisor.controls)))
     try:
-        return await Supervisor(config).run(stop)
+        return await supervisor.run(stop)
     except WorkerFailed as exc:
         if stop.is_set():  # told to stop while starting: not a failure
             return 0

@@ -1,0 +1,175 @@
+"""Runtime controls: the kill switch, the live sample rate, noise re-asks, and config reload.
+
+A `Controls` holds the config as read from its file (`base`) and the operator's live
+settings on top of it (`Overrides`: mirroring paused or on, `mirror.sample_rate`,
+`noise.reask_rate`); what the proxy runs with is `effective()`, handed to `apply` (one
+process's `ShadowDiff.apply`, or the supervisor's `update`, which reaches every worker
+within a loop turn). Overrides live in memory: a restart forgets them, and a reload of the
+file keeps them (an incident's pause must not be undone by a reload; `resume` lifts it).
+To keep a setting, write it to the config file.
+
+`reload()` reads the file again (the same path and command-line flags `serve` started
+with), validates it whole and applies it with the overrides on top: a bad file changes
+nothing (ConfigError, key paths named), nor does one that changes keys that need a restart
+(RestartRequired, the keys named).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shadowdiff import log
+from shadowdiff.config import Config, ConfigError
+from shadowdiff.config.live import restart_changes
+from shadowdiff.runtime import RestartRequired
+
+ON, PAUSED = "on", "paused"
+SETTINGS = ("mirroring", "sample_rate", "reask_rate")
+
+
+class ControlError(ValueError):
+    """A change that cannot be made as asked (a 400, with what to send instead)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    paused: bool | None = None
+    sample_rate: float | None = None
+    reask_rate: float | None = None
+
+    def names(self) -> list[str]:
+        """The settings overridden, by their API names."""
+        pairs = (("mirroring", self.paused), ("sample_rate", self.sample_rate), ("reask_rate", self.reask_rate))
+        return [name for name, value in pairs if value is not None]
+
+
+def effective(base: Config, overrides: Overrides) -> Config:
+    mirror, noise = base.mirror, base.noise
+    if overrides.paused is not None:
+        mirror = replace(mirror, enabled=not overrides.paused and base.mirror.enabled)
+    if overrides.sample_rate is not None:
+        mirror = replace(mirror, sample_rate=overrides.sample_rate)
+    if overrides.reask_rate is not None:
+        noise = replace(noise, reask_rate=overrides.reask_rate)
+    return replace(base, mirror=mirror, noise=noise)
+
+
+def settings(config: Config) -> dict[str, Any]:
+    return {
+        "mirroring": ON if config.mirror.enabled else PAUSED,
+        "sample_rate": config.mirror.sample_rate,
+        "reask_rate": config.noise.reask_rate,
+    }
+
+
+def _fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+        raise ControlError(f"{name} must be a number from 0 to 1, got {str(value)[:40]!r}")
+    return float(value)
+
+
+class Controls:
+    def __init__(
+        self,
+        base: Config,
+        apply: Callable[[Config], Awaitable[None]],
+        *,
+        load: Callable[[], Config] | None = None,
+        on_change: Callable[[Config], None] = lambda config: None,
+    ) -> None:
+        self.base = base
+        self.overrides = Overrides()
+        self._apply = apply
+        self._load = load  # reads the file again; None: this proxy was started without one
+        self._on_change = on_change
+
+    @property
+    def current(self) -> Config:
+        return effective(self.base, self.overrides)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **settings(self.current),
+            "overridden": self.overrides.names(),
+            "config": settings(self.base),
+            "note": "live settings are lost on restart; write them to the config file to keep them",
+        }
+
+    async def change(self, asked: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Apply `asked` ({"mirroring": "paused"|"on", "sample_rate": R, "reask_rate": R}, any of
+        them); (before, after) settings. ControlError for anything else."""
+        if not isinstance(asked, dict) or not asked:
+            raise ControlError('send a JSON object of the settings to change, e.g. {"mirroring": "paused"} or {"sample_rate": 0.1}')
+        unknown = sorted(set(asked) - set(SETTINGS))
+        if unknown:
+            raise ControlError(f"unknown setting {unknown[0][:40]!r}: the settings are {', '.join(SETTINGS)}")
+        overrides = self.overrides
+        if "mirroring" in asked:
+            if asked["mirroring"] not in (ON, PAUSED):
+                raise ControlError(f'mirroring must be "on" or "paused", got {str(asked["mirroring"])[:40]!r}')
+            overrides = replace(overrides, paused=asked["mirroring"] == PAUSED)
+        if "sample_rate" in asked:
+            overrides = replace(overrides, sample_rate=_fraction("sample_rate", asked["sample_rate"]))
+        if "reask_rate" in asked:
+            overrides = replace(overrides, reask_rate=_fraction("reask_rate", asked["reask_rate"]))
+        before = settings(self.current)
+        config = effective(self.base, overrides)
+        await self._apply(config)
+        self.overrides = overrides
+        self._on_change(config)
+        return before, settings(config)
+
+    async def reload(self) -> list[str]:
+        """Read the file again and serve with it (overrides kept); the key paths that changed.
+        ConfigError (a bad file) or RestartRequired (keys that need a restart) change nothing."""
+        if self._load is None:
+            raise ControlError("this proxy was started without --config: there is no file to read again")
+        base = self._load()
+        keys = restart_changes(self.base, base)
+        if keys:
+            raise RestartRequired(keys)
+        changed = _changed(self.base, base)
+        config = effective(base, self.overrides)
+        await self._apply(config)
+        self.base = base
+        self._on_change(config)
+        return changed
+
+
+def _changed(old: Any, new: Any, path: str = "") -> list[str]:
+    """The key paths whose values differ between two configs (sections walked)."""
+    fields = getattr(old, "__dataclass_fields__", None)
+    if fields is None or type(old).__name__ == "HostPort":
+        return [path] if old != new else []
+    out: list[str] = []
+    for name in fields:
+        out.extend(_changed(getattr(old, name), getattr(new, name), f"{path}.{name}" if path else name))
+    return out
+
+
+def audit_line(token: str | None, source: str | None, what: str, before: Any, after: Any, result: str) -> None:
+    """One `audit` log line: a change asked for, made or refused (never the token itself)."""
+    log.event(
+        "info" if result == "accepted" else "warning", "audit",
+        token=token, source=source, what=what, before=before, after=after, result=result,
+    )  # fmt: skip
+
+
+async def reload_on_signal(controls: Controls) -> None:
+    """SIGHUP: the same reload as POST /api/v1/reload, said in the log (and the audit trail)."""
+    current = settings(controls.current)
+    try:
+        changed = await controls.reload()
+    except ConfigError as exc:
+        log.event("error", "config_reload_refused", problems=exc.problems, note="nothing changed")
+        audit_line(None, "SIGHUP", "reload", current, current, "refused: " + "; ".join(exc.problems)[:500])
+        return
+    except (RestartRequired, ControlError) as exc:
+        log.event("error", "config_reload_refused", error=str(exc), note="nothing changed")
+        audit_line(None, "SIGHUP", "reload", current, current, f"refused: {exc}")
+        return
+    log.event("info", "config_reloaded", changed=changed)
+    audit_line(None, "SIGHUP", "reload", current, settings(controls.current), "accepted")
