@@ -28,9 +28,10 @@ class Caller:
 
 
 class Denied(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, caller: Caller | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.caller = caller  # who was refused, when the token was one of ours
 
 
 class Access:
@@ -95,5 +96,5 @@ class Access:
         if caller.role == ANONYMOUS:
             raise Denied(401, "changes need an operator's token: send Authorization: Bearer TOKEN")
         if caller.role != "operator":
-            raise Denied(403, f"the token {caller.name!r} is a viewer's: changes need an operator's")
+            raise Denied(403, f"the token {caller.name!r} is a viewer's: changes need an operator's", caller)
         return caller

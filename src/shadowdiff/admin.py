@@ -35,6 +35,8 @@ def _access_middleware(access: Access) -> Any:
         try:
             request[control_api.CALLER] = access.check(request.method, request.path, request.headers.get("Authorization"))
         except Denied as exc:
+            if exc.caller is not None:
+                request[control_api.CALLER] = exc.caller
             if request.method not in READS:
                 control_api.audit(request, f"{request.method} {request.path}", None, None, f"refused: {exc}")
             response = _error(exc.status, str(exc))

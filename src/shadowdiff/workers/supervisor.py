@@ -83,19 +83,23 @@ class Worker:
         self.number = number
         self.process: asyncio.subprocess.Process | None = None
         self.ready = False
+        self.started = False  # its start frame is written
         self._relay: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
-    async def start(self, config: Config, metrics_dir: str) -> None:
+    async def start(self, config: Callable[[], Config], metrics_dir: str) -> None:
         """Start the process and wait until it listens (raises WorkerFailed if it dies first).
+        `config()` is read when the start frame is written: a change made while the process was
+        being created is in it, and every later one reaches it by `send()`.
 
         Its stdin stays open for its whole life: the worker stops when it reads EOF, so
         workers never outlive a supervisor that was killed outright.
         """
         loop = asyncio.get_running_loop()
+        self.started = False
         ready_read, ready_write = os.pipe()
         ready = asyncio.StreamReader()
         try:
@@ -120,7 +124,8 @@ class Worker:
             )
             ready_read = -1  # the pipe transport owns it now
             try:
-                self.process.stdin.write(frames.encode(("start", config, ready_write)))
+                self.process.stdin.write(frames.encode(("start", config(), ready_write)))
+                self.started = True  # from here on a config frame comes after the start frame
                 await self.process.stdin.drain()
                 said = await asyncio.wait_for(ready.read(1), READY_DEADLINE)
             except (OSError, RuntimeError, asyncio.TimeoutError):  # it died before reading, or hangs
@@ -136,11 +141,11 @@ class Worker:
         self.ready = True
 
     async def send(self, message: tuple) -> None:
-        """One frame to a ready worker. One that is starting gets none (its start frame
-        must come first, and it starts with the supervisor's current config anyway); one
-        that is gone or going misses it."""
+        """One frame to a worker whose start frame is written (a starting worker applies it once
+        ready); one not that far starts with the supervisor's current config; one that is gone
+        or going misses it."""
         process = self.process
-        if not self.ready or process is None or process.stdin is None or process.returncode is not None:
+        if not self.started or process is None or process.stdin is None or process.returncode is not None:
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
             process.stdin.write(frames.encode(message))
@@ -286,7 +291,7 @@ class Supervisor:
         self._metrics_dir = tempfile.mkdtemp(prefix="shadowdiff-metrics-")
         try:
             await self._start_admin()
-            await asyncio.gather(*(worker.start(self._worker_config, self._metrics_dir) for worker in self.workers))
+            await asyncio.gather(*(worker.start(lambda: self._worker_config, self._metrics_dir) for worker in self.workers))
             self._started = True
             self._watchers = [asyncio.create_task(self._watch(w)) for w in self.workers]
             log.event(
@@ -339,7 +344,7 @@ class Supervisor:
             delay = min(delay * 2, MAX_RESTART_DELAY)
             started = loop.time()
             try:
-                await worker.start(self._worker_config, self._metrics_dir)
+                await worker.start(lambda: self._worker_config, self._metrics_dir)
             except Exception as exc:  # it is tried again: a watcher must not die
                 log.event("error", "worker_restart_failed", worker=worker.number, error=str(exc))
                 continue
