@@ -165,3 +165,24 @@ async def test_a_non_loopback_admin_address_with_no_tokens_refuses_to_start(prim
     finally:
         process.kill()
         await process.communicate()
+
+
+def test_a_browser_session_names_its_caller_and_needs_the_csrf_header_to_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sign_in(token) gives a random session id (not the token) that reads as its caller; a change
+    with it needs the CSRF header; a wrong token gets no session; a signed-out one reads as no one."""
+    admin = AdminConfig(tokens=tuple(TokenConfig(**t) for t in tokens(tmp_path, monkeypatch)["tokens"]))
+    checker = Access.of(admin)
+    assert checker.sign_in("wrong-token-0123456789") is None
+    session = checker.sign_in(OPS)
+    assert session is not None and OPS not in session
+    assert checker.check("GET", "/api/v1/routes", None, session=session).name == "ops"
+    with pytest.raises(access_module.Denied) as refused:
+        checker.check("POST", "/api/v1/controls", None, session=session)
+    assert refused.value.status == 403 and "X-Shadowdiff-Request" in str(refused.value)
+    assert checker.check("POST", "/api/v1/controls", None, session=session, csrf=True).role == "operator"
+    checker.sign_out(session)
+    with pytest.raises(access_module.Denied) as refused:
+        checker.check("GET", "/api/v1/routes", None, session=session)
+    assert refused.value.status == 401

@@ -6,19 +6,33 @@ need a viewer's or an operator's token once one is. Every change (any other meth
 an operator's token, and is refused (403) when none is configured. A token is sent as
 `Authorization: Bearer TOKEN`; it is compared with every configured one in constant time
 (`hmac.compare_digest`, all of them, whatever matched), and only its name is ever shown.
+
+A browser signs in once (`sign_in(token)`, the UI's form) and gets a session: a random id in
+an HttpOnly, SameSite=Strict cookie, kept in memory (at most MAX_SESSIONS, each for
+SESSION_SECONDS; a restart signs everyone out), never the token itself. A change sent with
+the session cookie must also carry the `X-Shadowdiff-Request` header, which another site's
+page cannot set without asking first (CORS), so a session cannot be ridden from elsewhere.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+import secrets
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from shadowdiff.config import AdminConfig, ConfigError
 
 OPEN_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+SIGN_IN_PATHS = frozenset({"/ui/sign-in", "/ui/sign-out"})  # the UI's form: it checks the token itself
 READS = frozenset({"GET", "HEAD"})
 ANONYMOUS = "anonymous"
+SESSION_COOKIE = "shadowdiff_session"
+CSRF_HEADER = "X-Shadowdiff-Request"
+MAX_SESSIONS = 1000
+SESSION_SECONDS = 12 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +53,7 @@ class Access:
         self._tokens = tokens  # (name, role, secret)
         self.viewers = any(role == "viewer" for _, role, _ in tokens)
         self.operators = any(role == "operator" for _, role, _ in tokens)
+        self._sessions: OrderedDict[str, tuple[Caller, float]] = OrderedDict()  # id -> (caller, expiry)
 
     @classmethod
     def of(cls, admin: AdminConfig) -> Access:
@@ -80,11 +95,40 @@ class Access:
                 found = Caller(name, role)
         return found
 
-    def check(self, method: str, path: str, authorization: str | None) -> Caller:
-        """The caller, if it may do this; Denied (401 or 403, with what to do) if not."""
-        if path in OPEN_PATHS:
+    def sign_in(self, token: str) -> str | None:
+        """A new session's id for one of our tokens (None for any other)."""
+        caller = self.caller(f"Bearer {token}") if token else None
+        if caller is None or caller.role == ANONYMOUS:
+            return None
+        while len(self._sessions) >= MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+        session = secrets.token_urlsafe(32)
+        self._sessions[session] = (caller, time.monotonic() + SESSION_SECONDS)
+        return session
+
+    def sign_out(self, session: str | None) -> None:
+        self._sessions.pop(session or "", None)
+
+    def _session(self, session: str) -> Caller | None:
+        found = self._sessions.get(session)
+        if found is None or found[1] < time.monotonic():
+            self._sessions.pop(session, None)
+            return None
+        return found[0]
+
+    def check(
+        self, method: str, path: str, authorization: str | None, *, session: str | None = None, csrf: bool = False
+    ) -> Caller:
+        """The caller, if it may do this; Denied (401 or 403, with what to do) if not. `session`: the
+        UI's cookie, used when no Authorization is sent; `csrf`: its change carries CSRF_HEADER."""
+        if path in OPEN_PATHS or path in SIGN_IN_PATHS:
             return Caller(None, ANONYMOUS)
-        caller = self.caller(authorization)
+        if not authorization and session:
+            caller = self._session(session) or Caller(None, ANONYMOUS)  # an expired session reads as no one
+            if method not in READS and caller.role != ANONYMOUS and not csrf:
+                raise Denied(403, f"a change from the UI needs its {CSRF_HEADER} header", caller)
+        else:
+            caller = self.caller(authorization)
         if caller is None:
             raise Denied(401, "that token is not one of admin.tokens")
         if method in READS:

@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shadowdiff import control_api, log, ui
-from shadowdiff.access import READS, Access, Denied
+from shadowdiff.access import CSRF_HEADER, READS, SESSION_COOKIE, Access, Denied
 from shadowdiff.controls import Controls
 from shadowdiff.noise.verdict import VERDICTS
 from shadowdiff.store.database import reason
@@ -33,7 +33,10 @@ def _access_middleware(access: Access) -> Any:
     @web.middleware
     async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         try:
-            request[control_api.CALLER] = access.check(request.method, request.path, request.headers.get("Authorization"))
+            request[control_api.CALLER] = access.check(
+                request.method, request.path, request.headers.get("Authorization"),
+                session=request.cookies.get(SESSION_COOKIE), csrf=CSRF_HEADER in request.headers,
+            )  # fmt: skip
         except Denied as exc:
             if exc.caller is not None:
                 request[control_api.CALLER] = exc.caller
