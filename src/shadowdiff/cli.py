@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shadowdiff import __version__, config as configuration, log
+from shadowdiff import __version__, config as configuration, ctl, log
 from shadowdiff.config import Config, ConfigError
 from shadowdiff.loop import run_event_loop
 from shadowdiff.service import serve
@@ -69,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE")
     _add_overrides(check)
+
+    control = commands.add_parser(
+        "ctl",
+        help="change a running proxy: pause, resume, sample-rate, reload, or show its status",
+        description="Talk to a running proxy's admin listener: pause or resume mirroring, set the sample "
+        "rate, reload the config file, or show the live settings. Exit 0 when the change was made, 1 when it "
+        "was refused or failed, 2 on bad usage. Live settings are lost on restart.",
+    )
+    ctl.add_arguments(control)
     return parser
 
 
@@ -172,6 +181,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ui": _ui,
     "demo": _demo,
     "check-config": _check_config,
+    "ctl": ctl.run,
 }
 
 
