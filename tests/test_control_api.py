@@ -217,3 +217,18 @@ async def test_with_two_workers_a_pause_reaches_both_within_a_second(primary: Ba
             async with aiohttp.ClientSession() as client, client.get(served.url + "/w") as response:
                 assert response.status == 200
         await until(lambda: len(shadow.seen) >= before + 20, timeout=10)
+
+
+async def test_a_live_setting_goes_back_to_the_files_and_resume_cannot_override_the_file(
+    primary: Backend, shadow: Backend, start_proxy: StartProxy, tmp_path: Path
+) -> None:
+    """A rate of null, and "on" after a pause, go back to the file's values (nothing overridden); with
+    mirror.enabled false in the file, "on" is a 400 saying to edit the file."""
+    proxy = await start_proxy(primary.url, shadow.url, admin=operator(tmp_path), mirror={"sample_rate": 0.5})
+    url = admin_url_of(proxy) + "/api/v1/controls"
+    await post(url, {"sample_rate": 0.1, "mirroring": "paused"})
+    status, body = await post(url, {"sample_rate": None, "mirroring": "on"})
+    assert status == 200 and (body["sample_rate"], body["mirroring"], body["overridden"]) == (0.5, "on", [])
+    off = await start_proxy(primary.url, shadow.url, admin=operator(tmp_path), mirror={"enabled": False})
+    status, body = await post(admin_url_of(off) + "/api/v1/controls", {"mirroring": "on"})
+    assert status == 400 and "mirror.enabled: false" in body["error"]

@@ -70,8 +70,9 @@ async def _json_errors(request: web.Request, handler: Callable[[web.Request], Aw
         if exc.status == 404:
             return _error(404, f"no such endpoint {request.path!r}; the API has {ENDPOINTS}")
         if exc.status == 405:
-            response = _error(405, f"{request.method} is not allowed on {request.path}; use GET")
-            response.headers["Allow"] = exc.headers.get("Allow", "GET, HEAD")
+            allowed = exc.headers.get("Allow", "GET, HEAD")
+            response = _error(405, f"{request.method} is not allowed on {request.path}; use {allowed}")
+            response.headers["Allow"] = allowed
             return response
         return _error(exc.status, exc.reason)
     except Exception as exc:  # the store is down or locked: say so, as JSON; the proxy is unaffected
@@ -172,5 +173,5 @@ def create_admin_app(
     app.router.add_get(SAMPLES, samples)
     app.router.add_get(SAMPLES + "/{id}", sample)
     control_api.add_routes(app, controls, access)
-    ui.add_routes(app, source)
+    ui.add_routes(app, source, controls=controls, access=access)
     return app

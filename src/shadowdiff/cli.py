@@ -17,7 +17,6 @@ from typing import Any
 from shadowdiff import __version__, config as configuration, ctl, log
 from shadowdiff.config import Config, ConfigError
 from shadowdiff.loop import run_event_loop
-from shadowdiff.service import serve
 from shadowdiff.store.database import StoreError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -169,6 +168,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Config, load: Callable[[], Config] | None) -> int:
+    from shadowdiff.service import serve  # here: `ctl` and `check-config` start without aiohttp
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

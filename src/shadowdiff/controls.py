@@ -36,7 +36,7 @@ class ControlError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Overrides:
-    paused: bool | None = None
+    paused: bool | None = None  # True while the kill switch is pulled; None: the file's mirror.enabled
     sample_rate: float | None = None
     reask_rate: float | None = None
 
@@ -48,8 +48,8 @@ class Overrides:
 
 def effective(base: Config, overrides: Overrides) -> Config:
     mirror, noise = base.mirror, base.noise
-    if overrides.paused is not None:
-        mirror = replace(mirror, enabled=not overrides.paused and base.mirror.enabled)
+    if overrides.paused:
+        mirror = replace(mirror, enabled=False)
     if overrides.sample_rate is not None:
         mirror = replace(mirror, sample_rate=overrides.sample_rate)
     if overrides.reask_rate is not None:
@@ -100,7 +100,8 @@ class Controls:
 
     async def change(self, asked: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """Apply `asked` ({"mirroring": "paused"|"on", "sample_rate": R, "reask_rate": R}, any of
-        them); (before, after) settings. ControlError for anything else."""
+        them; a rate of null goes back to the file's, and so does "on"); (before, after)
+        settings. ControlError for anything else, and for "on" when the file turns mirroring off."""
         if not isinstance(asked, dict) or not asked:
             raise ControlError('send a JSON object of the settings to change, e.g. {"mirroring": "paused"} or {"sample_rate": 0.1}')
         unknown = sorted(set(asked) - set(SETTINGS))
@@ -110,11 +111,13 @@ class Controls:
         if "mirroring" in asked:
             if asked["mirroring"] not in (ON, PAUSED):
                 raise ControlError(f'mirroring must be "on" or "paused", got {str(asked["mirroring"])[:40]!r}')
-            overrides = replace(overrides, paused=asked["mirroring"] == PAUSED)
-        if "sample_rate" in asked:
-            overrides = replace(overrides, sample_rate=_fraction("sample_rate", asked["sample_rate"]))
-        if "reask_rate" in asked:
-            overrides = replace(overrides, reask_rate=_fraction("reask_rate", asked["reask_rate"]))
+            if asked["mirroring"] == ON and not self.base.mirror.enabled:
+                raise ControlError("the config file turns mirroring off (mirror.enabled: false): edit it and reload")
+            overrides = replace(overrides, paused=True if asked["mirroring"] == PAUSED else None)  # on: the file's again
+        for name in ("sample_rate", "reask_rate"):  # null: back to the file's value
+            if name in asked:
+                value = asked[name]
+                overrides = replace(overrides, **{name: None if value is None else _fraction(name, value)})
         before = settings(self.current)
         config = effective(self.base, overrides)
         await self._apply(config)
