@@ -11,7 +11,8 @@ import sys
 def test_demo_prints_per_route_results_and_examples() -> None:
     """A short demo exits 0 and prints each route's outcome mix (the /orders timestamp turning noise
     once re-asks of the primary show it differs there too), the verdicts, the /users bug, the metrics URL,
-    the UI's URL first, and the store the run left with the command that shows it."""
+    the UI's URL first, the demo's operator token for its controls, and the store the run left with
+    the command that shows it."""
     result = subprocess.run(
         [sys.executable, "-m", "shadowdiff", "demo", "--duration", "4", "--rate", "100"],
         capture_output=True, text=True, timeout=60,
@@ -32,6 +33,7 @@ def test_demo_prints_per_route_results_and_examples() -> None:
     assert "/metrics" in out
     ui = re.search(r"^  ui +(http://127\.0\.0\.1:\d+/) ", out, re.M)
     assert ui is not None, out[:400]
+    assert re.search(r"^  controls  operator token [0-9a-f]{32}: sign in at http://127\.0\.0\.1:\d+/ui/sign-in", out, re.M)
     kept = re.search(r"browse it again with:\n  .*shadowdiff ui --store (sqlite:///\S+demo\.db)$", out, re.M)
     assert kept is not None, out[-400:]
     with sqlite3.connect(kept[1].removeprefix("sqlite:///")) as store:  # something worth clicking

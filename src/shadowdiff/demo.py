@@ -10,7 +10,8 @@ The candidate differs from the primary the way real rewrites do:
 - /products/{id}: an added `currency` field (a mismatch on every request).
 Traffic is driven at a steady rate with a progress line, then a per-route table,
 the fields each route differs in with their verdicts, and a few example
-differences are printed. The web UI is served on the admin listener while it runs,
+differences are printed. The web UI is served on the admin listener while it runs
+(with an operator token of the demo's own, printed, to try the kill switch),
 and the run is kept in a store of its own (`demo.db` beside the default store, a
 fresh file each run) that `shadowdiff ui` shows afterwards.
 """
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import secrets
 import shutil
 import signal
 import sys
@@ -46,6 +49,7 @@ DEMO_RULES = [
 ]  # fmt: skip
 # The demo's own A/A source: half the mirrored GETs are asked of the primary again.
 DEMO_NOISE = {"reask_rate": 0.5, "min_observations": 10}
+TOKEN_ENV = "SHADOWDIFF_DEMO_TOKEN"
 PLANS = ("free", "pro", "team")
 EXAMPLES_PER_ROUTE = 2
 
@@ -156,6 +160,7 @@ async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
     store = default_path().with_name("demo.db")
     for stale in (store, store.with_name("demo.db-wal"), store.with_name("demo.db-shm")):
         stale.unlink(missing_ok=True)  # each run starts from nothing
+    os.environ[TOKEN_ENV] = token = secrets.token_hex(16)  # the demo's own operator, for its kill switch
     service = await _start_proxy(primary_url, shadow_url, tally, store=f"sqlite:///{store}")
     proxy_url, admin_url = f"http://{service.address}", f"http://{service.admin_address}"
     out = sys.stdout
@@ -169,7 +174,9 @@ async def run_demo(*, duration: float | None, rate: float = 50.0) -> int:
         f"  metrics   {admin_url}/metrics\n"
         f"  rules     tolerance 0.001 on $.items[*].score\n"
         f"  noise     half the mirrored GETs are asked of the primary again (noise.reask_rate: 0.5)\n"
-        f"  api       {admin_url}/api/v1/routes\n\n"
+        f"  api       {admin_url}/api/v1/routes\n"
+        f"  controls  operator token {token}: sign in at {admin_url}/ui/sign-in to pause mirroring,\n"
+        f"            or: SHADOWDIFF_TOKEN={token} shadowdiff ctl --admin {service.admin_address} pause\n\n"
     )
     stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers off the main thread
@@ -197,7 +204,6 @@ async def _start_proxy(primary_url: str, shadow_url: str, tally: _Tally, *, stor
         config = configuration.from_mapping(
             {
                 "listen": {"address": listen},
-                "admin": {"listen": admin},
                 "primary": {"url": primary_url},
                 "shadow": {"url": shadow_url},
                 "routes": ["/users/{id}", "/orders/{id}", "/products/{id}"],
@@ -205,6 +211,7 @@ async def _start_proxy(primary_url: str, shadow_url: str, tally: _Tally, *, stor
                 "noise": DEMO_NOISE,
                 "logging": {"level": "error"},
                 "store": {"url": store, "instance": "demo"},
+                "admin": {"listen": admin, "tokens": [{"name": "demo", "role": "operator", "token_env": TOKEN_ENV}]},
             }
         )
         service = ShadowDiff(config, extra_sinks=[tally])
