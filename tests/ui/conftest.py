@@ -1,11 +1,11 @@
 """Fixtures of the UI tests: one proxy in front of the demo's backends (and a hostile route),
-driven once for the whole package with a store of its own; a headless Chromium; where the
-screenshots go; and reading a page over HTTP."""
+driven once for the whole package with a store of its own; proxies with admin tokens; a
+headless Chromium; where the screenshots go; reading a page over HTTP; signing in."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 from playwright.async_api import Browser, async_playwright
 
+from shadowdiff import access
 from shadowdiff import config as configuration
 from shadowdiff.demo import DEMO_NOISE, DEMO_RULES
 from shadowdiff.service import ShadowDiff
@@ -32,6 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 DEMO_ROUTES = ["/users/{id}", "/orders/{id}", "/products/{id}"]
+OPS, EYES = "ops-5d1c8e2a7f3b9a4c6e01", "eyes-0b9a8c7d6e5f4a3b2c1d"  # as in tests/test_access.py
 
 
 @dataclass
@@ -100,9 +102,13 @@ class Page:
     text: str
 
 
-async def fetch(url: str) -> Page:
-    """GET `url`: its status, headers and text."""
-    async with aiohttp.ClientSession() as client, client.get(url, allow_redirects=False) as response:
+async def fetch(url: str, *, session: str | None = None, headers: dict[str, str] | None = None) -> Page:
+    """GET `url` (with the browser session `session`, if any): its status, headers and text."""
+    cookies = {access.SESSION_COOKIE: session} if session else None
+    async with (
+        aiohttp.ClientSession(cookies=cookies) as client,
+        client.get(url, allow_redirects=False, headers=headers) as response,
+    ):
         return Page(response.status, response.headers, await response.text())
 
 
@@ -111,3 +117,43 @@ async def api(demo: Demo, path: str) -> Any:
     page = await fetch(demo.admin + path)
     assert page.status == 200, page.text
     return orjson.loads(page.text)
+
+
+def admin_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, viewer: bool = True) -> dict[str, Any]:
+    """admin.tokens as tests/test_access.py writes them: the operator's ("ops") in a file, the viewer's
+    ("eyes", unless `viewer` is false) in the environment."""
+    (tmp_path / "ops.token").write_text(OPS)
+    monkeypatch.setenv("EYES_TOKEN", EYES)
+    listed = [{"name": "ops", "role": "operator", "token_file": str(tmp_path / "ops.token")}]
+    if viewer:
+        listed.append({"name": "eyes", "role": "viewer", "token_env": "EYES_TOKEN"})
+    return {"tokens": listed}
+
+
+Guarded = Callable[..., Awaitable[ShadowDiff]]
+
+
+@pytest_asyncio.fixture(loop_scope="package")
+async def guarded(demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Guarded]:
+    """Start proxies in front of the demo's backends, the store off, with admin tokens: both
+    (`viewer=True`), the operator's alone (`viewer=False`), or none (`tokens=False`); stopped at teardown."""
+    started: list[ShadowDiff] = []
+
+    async def start(*, viewer: bool = True, tokens: bool = True) -> ShadowDiff:
+        admin = admin_tokens(tmp_path, monkeypatch, viewer=viewer) if tokens else {}
+        service = ShadowDiff(demo_config(demo.primary, demo.shadow, store={"enabled": False}, admin=admin))
+        await service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        await service.stop()
+
+
+async def sign_in(admin: str, token: str) -> str:
+    """The session id the sign-in form gives `token` (a 303 expected)."""
+    async with aiohttp.ClientSession() as client:
+        async with client.post(admin + "/ui/sign-in", data={"token": token}, allow_redirects=False) as response:
+            assert response.status == 303, await response.text()
+            return response.cookies[access.SESSION_COOKIE].value

@@ -16,9 +16,12 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from shadowdiff import log
+from shadowdiff.access import ANONYMOUS, SESSION_COOKIE, Access, Caller
+from shadowdiff.control_api import CALLER
+from shadowdiff.controls import Controls
 from shadowdiff.sources import LiveSource, Range, RangeError, StoreSource
 from shadowdiff.store.database import reason
-from shadowdiff.ui import bodies, rules, tables
+from shadowdiff.ui import bodies, panel, rules, tables
 from shadowdiff.ui.links import CHOICES, RANGE_KEYS, Links
 from shadowdiff.ui.sparkline import sparkline
 from shadowdiff.ui.templating import page
@@ -76,8 +79,26 @@ async def _read(request: web.Request, read: Awaitable[T]) -> T:
 
 
 class Pages:
-    def __init__(self, source: Source | None) -> None:
+    def __init__(self, source: Source | None, controls: Controls | None = None, access: Access | None = None) -> None:
         self.source = source
+        self.controls = controls
+        self.access = access or Access([])
+
+    def frame(
+        self, request: web.Request, crumbs: list[tuple[str, str | None, bool]], *, caller: Caller | None = None,
+        bare: bool = False,
+    ) -> dict[str, Any]:
+        """The layout's context: `_frame`'s, the header's state and who is asking (`caller`: the access
+        middleware's unless given), and on / the controls panel; `bare` leaves out the range selector."""
+        frame = _frame(request, self.source, crumbs)
+        caller = caller or request.get(CALLER) or Caller(None, ANONYMOUS)
+        state = self.controls.state() if self.controls is not None else None
+        signed_in = SESSION_COOKIE in request.cookies
+        frame["header"] = panel.header(state, self.access, caller, signed_in=signed_in, here=request.path_qs)
+        shown = state is not None and request.path == "/" and not bare and panel.may_read(self.access, caller)
+        frame["panel"] = panel.panel(state, self.access, caller, here=request.path_qs) if shown else None
+        frame["bare"] = bare
+        return frame
 
     def _source(self) -> Source:
         if self.source is None:
@@ -91,7 +112,7 @@ class Pages:
             try:
                 return await view(request)
             except PageError as exc:
-                return await page("error.html", exc.status, **_frame(request, self.source, [(exc.title, None, False)]), error=exc)
+                return await page("error.html", exc.status, **self.frame(request, [(exc.title, None, False)]), error=exc)
 
         return handler
 
@@ -103,7 +124,7 @@ class Pages:
         natural = tables.SORTS[key][1]
         descending = {"asc": False, "desc": True}.get(request.query.get("dir", ""), natural)
         rows = tables.ordered(tables.route_rows(view), key, descending)
-        frame = _frame(request, source, [])
+        frame = self.frame(request, [])
         links: Links = frame["links"]
         headers = {}
         for column, (_, column_natural) in tables.SORTS.items():
@@ -150,7 +171,7 @@ class Pages:
         trend = None
         if row is not None and row.trend:
             trend = sparkline(row.trend, label=f"mismatch rate per {_duration(route_step)}", floor=0.01, width=300)
-        frame = _frame(request, source, [(name, None, True)])
+        frame = self.frame(request, [(name, None, True)])
         frame["fleet"] = _fleet(overview)
         return await page(
             "route.html", **frame, name=name, view=view, row=row, changed=changed, noise=noise, sparks=sparks, trend=trend,
@@ -171,7 +192,7 @@ class Pages:
             raise PageError(404, "No such sample", f"no sample {raw} (retention may have deleted it)")
         view = await _read(request, source.fields(sample["route"], span, None))
         back = Links(request.query).to("/route", name=sample["route"])
-        frame = _frame(request, source, [(sample["route"], back, True), (f"Sample {raw}", None, False)])
+        frame = self.frame(request, [(sample["route"], back, True), (f"Sample {raw}", None, False)])
         return await page(
             "sample.html", **frame, sample=sample, sides=await asyncio.to_thread(_sides, sample),
             status_differs=any(d["part"] == "status" for d in sample["differences"]),

@@ -43,6 +43,13 @@ def millis(value: float | None) -> str:
     return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
 
 
+def fraction(value: float | None) -> str:
+    """A rate from 0 to 1 as the controls take it: `0.5`, `1`, `0.00001` (never an exponent)."""
+    if value is None:
+        return "—"
+    return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
+
+
 def when(text: str | None) -> str:
     """An ISO 8601 UTC instant as `2026-12-04 18:56:24 UTC`."""
     if not text:
@@ -63,7 +70,7 @@ def _environment() -> Environment:
         loader=PackageLoader("shadowdiff.ui", "templates"), autoescape=True, undefined=StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
     )  # fmt: skip
-    env.filters.update(percent=percent, count=count, millis=millis, when=when, value=value)
+    env.filters.update(percent=percent, count=count, millis=millis, when=when, value=value, fraction=fraction)
     return env
 
 
