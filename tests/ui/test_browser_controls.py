@@ -70,7 +70,8 @@ async def test_an_operator_pauses_sets_the_rate_and_resumes(
 ) -> None:
     """Signed in as the operator: Pause turns the panel and the header's badge to PAUSED, the API says paused
     and traffic sent then is counted as skipped (paused); a sample rate of 0.5 is shown as a live setting;
-    a rate of 1.5 is refused with the server's words; Resume turns mirroring back on, in the API too."""
+    a rate of 1.5 is refused with the server's words; "Use the file's" puts the file's rate back; Resume turns
+    mirroring back on, in the API too."""
     service = await guarded()
     page, errors = await signed_in(context, service, OPS)
     assert "signed in as ops (operator)" in await page.locator(".who").inner_text()
@@ -100,9 +101,14 @@ async def test_an_operator_pauses_sets_the_rate_and_resumes(
     assert "sample_rate must be a number from 0 to 1" in await status.inner_text()
     assert (await controls(service))["sample_rate"] == 0.5
 
+    await rate.get_by_role("button", name="Use the file's").click()
+    await rate.locator(".origin", has_text="from the config file").wait_for()
+    assert await rate.locator(".value").inner_text() == "1"
+    assert "sample_rate" not in (await controls(service))["overridden"]
+
     await page.get_by_role("button", name="Resume mirroring").click()
     await page.locator('#controls [data-state="mirroring"]', has_text="on").wait_for()
-    assert await page.locator("#state-badge").inner_text() == "mirroring on · sample rate 0.5"
+    assert await page.locator("#state-badge").inner_text() == "mirroring on · sample rate 1"
     assert (await controls(service))["mirroring"] == "on"
     assert service.config.mirror.enabled
     # The one error: Chromium logs the refused change's answer (a 400) as a resource that failed to load.

@@ -138,7 +138,7 @@ async def test_without_tokens_the_panel_says_none_is_configured(guarded: Guarded
 @on_the_loop
 async def test_a_change_shows_on_every_page(guarded: Guarded) -> None:
     """After an operator pauses mirroring and sets the sample rate through the API, / shows PAUSED with both
-    settings live beside the file's values and Resume in place of Pause, and the header of the other pages
+    settings live beside the file's values, a button to put the file's rate back and Resume in place of Pause, and the header of the other pages
     (a route, an error page) says PAUSED and the new rate."""
     service = await guarded(viewer=False)
     admin = admin_url_of(service)
@@ -152,6 +152,8 @@ async def test_a_change_shows_on_every_page(guarded: Guarded) -> None:
     assert re.search(r'<span class="value">0.5</span>\s*<span class="origin">live setting · the file says 1</span>', shown)
     assert re.search(r'<span class="value">paused</span>\s*<span class="origin">live setting · the file says on</span>', shown)
     assert 'data-value="on">Resume mirroring</button>' in shown
+    assert '<button type="button" class="reset" data-change="sample_rate" data-reset>Use the file\'s</button>' in shown
+    assert 'data-change="reask_rate" data-reset' not in shown  # not a live setting: nothing to put back
     for path in ("/route?name=/never/seen", "/sample/abc", "/"):
         text = (await fetch(admin + path, session=session)).text
         assert re.search(r'id="state-badge" class="state paused"[^>]*>PAUSED<span class="rate"> · sample rate 0.5</span>', text), path

@@ -56,7 +56,7 @@ function describe(after) {
 async function change(button) {
   const panel = document.getElementById("controls");
   const setting = button.dataset.change;
-  let value = button.dataset.value;
+  let value = "reset" in button.dataset ? null : button.dataset.value; // null: back to the file's value
   if (button.dataset.input) {
     const raw = document.getElementById(button.dataset.input).value.trim();
     value = Number(raw);
