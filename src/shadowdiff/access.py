@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from shadowdiff.config import AdminConfig, ConfigError
 
-OPEN_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+# The probes, /metrics, and the UI's own stylesheet and script (the package's files: no data in them).
+OPEN_PATHS = frozenset({"/metrics", "/healthz", "/readyz", "/ui/app.css", "/ui/app.js"})
 SIGN_IN_PATHS = frozenset({"/ui/sign-in", "/ui/sign-out"})  # the UI's form: it checks the token itself
 READS = frozenset({"GET", "HEAD"})
 ANONYMOUS = "anonymous"
@@ -108,6 +109,10 @@ class Access:
 
     def sign_out(self, session: str | None) -> None:
         self._sessions.pop(session or "", None)
+
+    def session(self, session: str | None) -> Caller | None:
+        """Who a live session is (None: no such session, or it expired)."""
+        return self._session(session) if session else None
 
     def _session(self, session: str) -> Caller | None:
         found = self._sessions.get(session)

@@ -47,7 +47,7 @@ async def signed_in(context: BrowserContext, service: ShadowDiff, token: str) ->
     await page.fill("#token", token)
     await page.click(".signin-form button[type=submit]")
     await page.wait_for_url(admin + "/")
-    errors: list[str] = []  # before signing in, the stylesheet is refused too (see test_signin's xfail)
+    errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     return page, errors
 

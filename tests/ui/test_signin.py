@@ -169,7 +169,6 @@ async def test_a_change_with_the_session_needs_the_request_header(guarded: Guard
     assert not service.config.mirror.enabled
 
 
-@pytest.mark.xfail(reason="access.py: /ui/app.css and /ui/app.js are not open paths, so a signed-out browser gets them as 401s")
 @on_the_loop
 async def test_the_sign_in_page_has_its_style_and_script_before_signing_in(guarded: Guarded) -> None:
     """Once a viewer token exists, a browser that has not signed in yet still gets the UI's stylesheet and

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 
-from shadowdiff.access import ANONYMOUS, READS, SESSION_COOKIE, SESSION_SECONDS, SIGN_IN_PATHS, Access, Caller, Denied
+from shadowdiff.access import ANONYMOUS, READS, SESSION_COOKIE, SESSION_SECONDS, SIGN_IN_PATHS, Access, Caller
 from shadowdiff.control_api import CALLER
 from shadowdiff.controls import audit_line
 from shadowdiff.ui.panel import sign_in_href
@@ -58,10 +58,7 @@ def caller_of(request: web.Request, access: Access) -> Caller:
     unchecked), who the session cookie names."""
     if request.path not in SIGN_IN_PATHS:
         return request.get(CALLER) or NO_ONE
-    try:
-        return access.check("GET", "/", None, session=request.cookies.get(SESSION_COOKIE))
-    except Denied:
-        return NO_ONE
+    return access.session(request.cookies.get(SESSION_COOKIE)) or NO_ONE
 
 
 async def _form(request: web.Request) -> dict[str, str] | None:
@@ -112,7 +109,7 @@ class SignIn:
             audit_line(None, request.remote, "sign-in", None, None, "refused: not one of admin.tokens")
             error = "that token is not one of admin.tokens" if token else "enter a token"
             return await self._page(request, 401, error=error, next=where)
-        caller = self.access.check("GET", "/", None, session=session)
+        caller = self.access.session(session) or NO_ONE
         audit_line(caller.name, request.remote, "sign-in", None, caller.role, "accepted")
         self.access.sign_out(request.cookies.get(SESSION_COOKIE))  # the session this browser had before, if any
         response = web.Response(status=303, headers={"Location": where, "Cache-Control": "no-store"})
