@@ -18,18 +18,7 @@ from shadowdiff.access import Access
 from shadowdiff.config import AdminConfig, TokenConfig
 from tests.backends import Backend, free_port
 from tests.conftest import StartProxy, admin_url_of, serve_until_exit
-
-OPS, EYES = "ops-5d1c8e2a7f3b9a4c6e01", "eyes-0b9a8c7d6e5f4a3b2c1d"
-
-
-def tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, viewer: bool = True) -> dict[str, Any]:
-    """An operator token from a file and (unless `viewer` is false) a viewer token from the environment."""
-    (tmp_path / "ops.token").write_text(OPS)
-    monkeypatch.setenv("EYES_TOKEN", EYES)
-    listed = [{"name": "ops", "role": "operator", "token_file": str(tmp_path / "ops.token")}]
-    if viewer:
-        listed.append({"name": "eyes", "role": "viewer", "token_env": "EYES_TOKEN"})
-    return {"tokens": listed}
+from tests.tokens import EYES, OPS, admin_tokens
 
 
 async def call(method: str, url: str, token: str | None = None, body: Any = None) -> tuple[int, dict[str, str], Any]:
@@ -70,7 +59,7 @@ async def test_a_viewer_token_closes_reads_but_not_the_probes(
 ) -> None:
     """Once a viewer token exists, the API and the UI need a token (401 with WWW-Authenticate, wrong
     ones too); the viewer's and the operator's read; /metrics, /healthz and /readyz stay open."""
-    proxy = await start_proxy(primary.url, shadow.url, admin=tokens(tmp_path, monkeypatch))
+    proxy = await start_proxy(primary.url, shadow.url, admin=admin_tokens(tmp_path, monkeypatch))
     admin = admin_url_of(proxy)
     for path in ("/metrics", "/healthz", "/readyz"):
         assert (await call("GET", admin + path))[0] == 200, path
@@ -91,7 +80,7 @@ async def test_changes_need_the_operators_token(
 ) -> None:
     """A change without a token is a 401, with the viewer's a 403, with the operator's it is made; each
     is audited with the token's name and the source address, and no token's value is in any line."""
-    proxy = await start_proxy(primary.url, shadow.url, admin=tokens(tmp_path, monkeypatch))
+    proxy = await start_proxy(primary.url, shadow.url, admin=admin_tokens(tmp_path, monkeypatch))
     url = admin_url_of(proxy) + "/api/v1/controls"
     assert (await call("POST", url, body=PAUSE))[0] == 401
     status, _, body = await call("POST", url, EYES, PAUSE)
@@ -109,7 +98,7 @@ async def test_changes_need_the_operators_token(
 def test_a_token_is_compared_with_every_configured_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whichever token is sent, right or wrong, it is compared with each configured one by
     hmac.compare_digest (constant time, and the count says nothing of which matched)."""
-    admin = AdminConfig(tokens=tuple(TokenConfig(**t) for t in tokens(tmp_path, monkeypatch)["tokens"]))
+    admin = AdminConfig(tokens=tuple(TokenConfig(**t) for t in admin_tokens(tmp_path, monkeypatch)["tokens"]))
     checker = Access.of(admin)
     compared: list[bytes] = []
     real = access_module.hmac.compare_digest
@@ -172,7 +161,7 @@ def test_a_browser_session_names_its_caller_and_needs_the_csrf_header_to_change(
 ) -> None:
     """sign_in(token) gives a random session id (not the token) that reads as its caller; a change
     with it needs the CSRF header; a wrong token gets no session; a signed-out one reads as no one."""
-    admin = AdminConfig(tokens=tuple(TokenConfig(**t) for t in tokens(tmp_path, monkeypatch)["tokens"]))
+    admin = AdminConfig(tokens=tuple(TokenConfig(**t) for t in admin_tokens(tmp_path, monkeypatch)["tokens"]))
     checker = Access.of(admin)
     assert checker.sign_in("wrong-token-0123456789") is None
     session = checker.sign_in(OPS)

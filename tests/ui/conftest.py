@@ -24,6 +24,7 @@ from shadowdiff.demo import DEMO_NOISE, DEMO_RULES
 from shadowdiff.service import ShadowDiff
 from tests.backends import serve_app
 from tests.conftest import admin_url_of, proxy_config, settle, url_of
+from tests.tokens import admin_tokens
 from tests.ui.apps import backend, demo_paths, send
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 DEMO_ROUTES = ["/users/{id}", "/orders/{id}", "/products/{id}"]
-OPS, EYES = "ops-5d1c8e2a7f3b9a4c6e01", "eyes-0b9a8c7d6e5f4a3b2c1d"  # as in tests/test_access.py
 
 
 @dataclass
@@ -117,17 +117,6 @@ async def api(demo: Demo, path: str) -> Any:
     page = await fetch(demo.admin + path)
     assert page.status == 200, page.text
     return orjson.loads(page.text)
-
-
-def admin_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, viewer: bool = True) -> dict[str, Any]:
-    """admin.tokens as tests/test_access.py writes them: the operator's ("ops") in a file, the viewer's
-    ("eyes", unless `viewer` is false) in the environment."""
-    (tmp_path / "ops.token").write_text(OPS)
-    monkeypatch.setenv("EYES_TOKEN", EYES)
-    listed = [{"name": "ops", "role": "operator", "token_file": str(tmp_path / "ops.token")}]
-    if viewer:
-        listed.append({"name": "eyes", "role": "viewer", "token_env": "EYES_TOKEN"})
-    return {"tokens": listed}
 
 
 Guarded = Callable[..., Awaitable[ShadowDiff]]

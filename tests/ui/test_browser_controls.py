@@ -15,8 +15,9 @@ from playwright.async_api import Browser, BrowserContext, Page
 
 from shadowdiff.service import ShadowDiff
 from tests.conftest import admin_url_of, metrics, settle, url_of
+from tests.tokens import EYES, OPS
 from tests.ui.apps import send
-from tests.ui.conftest import EYES, OPS, Guarded, fetch
+from tests.ui.conftest import Guarded, fetch
 from tests.ui.test_browser import VIEWPORT, WAIT_MS, at
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")

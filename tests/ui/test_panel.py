@@ -13,7 +13,8 @@ import pytest
 from shadowdiff.access import ANONYMOUS, CSRF_HEADER, SESSION_COOKIE, Access, Caller
 from shadowdiff.ui import panel
 from tests.conftest import admin_url_of
-from tests.ui.conftest import EYES, OPS, Guarded, fetch, sign_in
+from tests.tokens import EYES, OPS
+from tests.ui.conftest import Guarded, fetch, sign_in
 
 on_the_loop = pytest.mark.asyncio(loop_scope="package")  # the HTTP tests share the demo's backends
 BOTH = Access([("ops", "operator", OPS.encode()), ("eyes", "viewer", EYES.encode())])

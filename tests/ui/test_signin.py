@@ -15,7 +15,8 @@ from shadowdiff.access import CSRF_HEADER, SESSION_COOKIE
 from shadowdiff.ui.signin import FORM_LIMIT, safe_next
 from shadowdiff.ui.templating import CSP
 from tests.conftest import admin_url_of
-from tests.ui.conftest import EYES, OPS, Guarded, fetch, sign_in
+from tests.tokens import EYES, OPS
+from tests.ui.conftest import Guarded, fetch, sign_in
 
 on_the_loop = pytest.mark.asyncio(loop_scope="package")  # the HTTP tests share the demo's backends
 
