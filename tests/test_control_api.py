@@ -15,6 +15,7 @@ import pytest
 
 from tests.backends import Backend
 from tests.conftest import StartProxy, admin_url_of, metrics, serving, settle, until, url_of
+from tests.metrics_text import MetricsReader
 
 
 async def post(url: str, body: Any, token: str | None = "OPERATOR") -> tuple[int, Any]:
@@ -232,3 +233,36 @@ async def test_a_live_setting_goes_back_to_the_files_and_resume_cannot_override_
     off = await start_proxy(primary.url, shadow.url, admin=operator(tmp_path), mirror={"enabled": False})
     status, body = await post(admin_url_of(off) + "/api/v1/controls", {"mirroring": "on"})
     assert status == 400 and "mirror.enabled: false" in body["error"]
+
+
+async def test_a_reloaded_rule_decides_the_next_comparison(primary: Backend, shadow: Backend, tmp_path: Path) -> None:
+    """A request that mismatches ($.backend differs) is `ignored` once a reload brings a rule for it:
+    the next comparison after the reload's answer uses the new rules, with no restart."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(operator_yaml(tmp_path))
+    async with serving("--primary", primary.url, "--shadow", shadow.url, "--config", str(path)) as served:
+
+        async def outcomes() -> dict[str, float]:
+            async with aiohttp.ClientSession() as client, client.get(served.admin_url + "/metrics") as response:
+                text = await response.text()
+            return {o: MetricsReader(text).value("shadowdiff_comparisons_total", route="/whoami", outcome=o)
+                    for o in ("mismatch", "ignored")}  # fmt: skip
+
+        async def whoami() -> None:
+            async with aiohttp.ClientSession() as client, client.get(served.url + "/whoami") as response:
+                assert response.status == 200
+
+        async def counted(expected: dict[str, float]) -> None:  # comparisons are published in the background
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while (found := await outcomes()) != expected:
+                assert loop.time() < deadline, found
+                await asyncio.sleep(0.1)
+
+        await whoami()
+        await counted({"mismatch": 1, "ignored": 0})
+        path.write_text(operator_yaml(tmp_path) + 'compare: {rules: [{kind: ignore, path: "$.backend", reason: "renamed"}]}\n')
+        status, body = await post(served.admin_url + "/api/v1/reload", None)
+        assert status == 200 and body["changed"] == ["compare.rules"]
+        await whoami()
+        await counted({"mismatch": 1, "ignored": 1})
