@@ -266,3 +266,33 @@ async def test_a_reloaded_rule_decides_the_next_comparison(primary: Backend, sha
         assert status == 200 and body["changed"] == ["compare.rules"]
         await whoami()
         await counted({"mismatch": 1, "ignored": 1})
+
+
+async def test_a_reload_drops_no_connection_and_loses_no_request_in_flight(shadow: Backend, tmp_path: Path) -> None:
+    """A request at a slow primary while the file is reloaded is answered 200, and the client's
+    keep-alive connection carries the next request after the swap."""
+    slow = await Backend("slow", delay=1.0).start()
+    path = _config(tmp_path, 1.0)
+    try:
+        async with serving("--primary", slow.url, "--shadow", shadow.url, "--config", str(path)) as served:
+            opened: list[object] = []
+            trace = aiohttp.TraceConfig()
+
+            async def on_open(session: object, context: object, params: object) -> None:
+                opened.append(params)
+
+            trace.on_connection_create_end.append(on_open)
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1), trace_configs=[trace]) as client:
+                in_flight = asyncio.ensure_future(client.get(served.url + "/slow"))
+                await until(lambda: slow.seen)
+                _config(tmp_path, 0.5)
+                status, body = await post(served.admin_url + "/api/v1/reload", None)
+                assert status == 200 and body["changed"] == ["mirror.sample_rate"]
+                response = await in_flight
+                assert response.status == 200
+                await response.read()
+                async with client.get(served.url + "/again") as again:
+                    assert again.status == 200
+            assert len(opened) == 1  # one connection carried both requests, across the swap
+    finally:
+        await slow.stop()
