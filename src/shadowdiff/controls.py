@@ -16,6 +16,7 @@ nothing (ConfigError, key paths named), nor does one that changes keys that need
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -130,7 +131,7 @@ class Controls:
         ConfigError (a bad file) or RestartRequired (keys that need a restart) change nothing."""
         if self._load is None:
             raise ControlError("this proxy was started without --config: there is no file to read again")
-        base = self._load()
+        base = await asyncio.to_thread(self._load)  # a file read and its validation: off the loop
         keys = restart_changes(self.base, base)
         if keys:
             raise RestartRequired(keys)

@@ -4,7 +4,7 @@ For a triage station in front of a fleet's PostgreSQL store (a role that may onl
 do), or to look again at what a run left in its SQLite file (the demo's, for one). It only
 reads: a store that cannot be read, or that no proxy has created yet, is a StoreError (exit 2).
 /metrics serves this process's own metrics (store read errors); /readyz is ready once
-listening.
+listening. `admin.tokens` apply as on a proxy's admin listener (there is nothing to change).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 from aiohttp import web
 
 from shadowdiff import log
+from shadowdiff.access import Access
 from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort
 from shadowdiff.metrics import Metrics
@@ -37,7 +38,8 @@ async def run_viewer(config: Config, *, stop: asyncio.Event | None = None) -> in
         on_error=lambda: metrics.store_errors.labels("read").inc(),
     )  # fmt: skip
     scrapes = SharedRender(metrics.exposition, config.admin.metrics_min_interval)
-    runner = web.AppRunner(create_admin_app(scrapes.get, ready=lambda: True, source=source), handle_signals=False, access_log=None)
+    app = create_admin_app(scrapes.get, ready=lambda: True, source=source, access=Access.of(config.admin))
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     listen = config.admin.listen
     try:

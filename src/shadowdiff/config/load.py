@@ -79,7 +79,7 @@ def _cross_checks(config: Config, proxy: bool) -> list[str]:
             problems.append(f"admin.tokens[{i}]: give the token by token_file or token_env (one of them; never inline)")
         if names.count(token.name) > 1:
             problems.append(f"admin.tokens[{i}].name: {token.name!r} is used twice")
-    if proxy and not admin.tokens and not admin.allow_open and not _loopback(admin.listen.host):
+    if not admin.tokens and not admin.allow_open and not _loopback(admin.listen.host):
         problems.append(
             f"admin.listen: {admin.listen} is not a loopback address and admin.tokens is empty: anyone who reaches"
             " it could read the store and pause mirroring; add admin.tokens, or set admin.allow_open: true"
