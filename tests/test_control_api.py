@@ -296,3 +296,40 @@ async def test_a_reload_drops_no_connection_and_loses_no_request_in_flight(shado
             assert len(opened) == 1  # one connection carried both requests, across the swap
     finally:
         await slow.stop()
+
+
+async def test_changes_at_once_apply_one_after_the_other(primary: Backend, shadow: Backend, tmp_path: Path) -> None:
+    """With --workers 2, a pause, a sample rate and a reload sent together all hold afterwards: the
+    pause is not undone by the others (each builds on what the last left); SIGHUP without trouble too."""
+    path = _config(tmp_path, 1.0)
+    async with serving("--primary", primary.url, "--shadow", shadow.url, "--workers", "2", "--config", str(path)) as served:
+        controls = served.admin_url + "/api/v1/controls"
+        answers = await asyncio.gather(
+            post(controls, {"mirroring": "paused"}), post(controls, {"sample_rate": 0.5}),
+            post(served.admin_url + "/api/v1/reload", None),
+        )  # fmt: skip
+        assert [status for status, _ in answers] == [200, 200, 200]
+        os.kill(served.process.pid, signal.SIGHUP)
+        await asyncio.sleep(1.0)
+        async with aiohttp.ClientSession() as client, client.get(controls) as response:
+            state = await response.json()
+        assert (state["mirroring"], state["sample_rate"]) == ("paused", 0.5)
+        before = len(shadow.seen)
+        for _ in range(10):
+            async with aiohttp.ClientSession() as client, client.get(served.url + "/c") as response:
+                assert response.status == 200
+        await asyncio.sleep(0.3)
+        assert len(shadow.seen) == before and served.process.returncode is None
+
+
+async def test_sighup_without_a_config_file_is_refused_not_fatal(primary: Backend, shadow: Backend) -> None:
+    """A proxy started with flags alone keeps serving through a SIGHUP, and says why it reloaded nothing."""
+    async with serving("--primary", primary.url, "--shadow", shadow.url) as served:
+        os.kill(served.process.pid, signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        async with aiohttp.ClientSession() as client, client.get(served.url + "/x") as response:
+            assert response.status == 200
+        assert served.process.returncode is None
+        served.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(served.process.wait(), 20)
+    assert b"config_reload_refused" in served.out and b"without --config" in served.out

@@ -5,7 +5,8 @@ Reads (GET, HEAD: the API and the UI) are open while no viewer token is configur
 need a viewer's or an operator's token once one is. Every change (any other method) needs
 an operator's token, and is refused (403) when none is configured. A token is sent as
 `Authorization: Bearer TOKEN`; it is compared with every configured one in constant time
-(`hmac.compare_digest`, all of them, whatever matched), and only its name is ever shown.
+(`hmac.compare_digest` of SHA-256 digests, so lengths say nothing either; all of them,
+whatever matched), and only its name is ever shown.
 
 A browser signs in once (`sign_in(token)`, the UI's form) and gets a session: a random id in
 an HttpOnly, SameSite=Strict cookie, kept in memory (at most MAX_SESSIONS, each for
@@ -16,6 +17,7 @@ page cannot set without asking first (CORS), so a session cannot be ridden from 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
@@ -51,7 +53,7 @@ class Denied(Exception):
 
 class Access:
     def __init__(self, tokens: list[tuple[str, str, bytes]]) -> None:
-        self._tokens = tokens  # (name, role, secret)
+        self._tokens = tokens  # (name, role, the SHA-256 of the secret)
         self.viewers = any(role == "viewer" for _, role, _ in tokens)
         self.operators = any(role == "operator" for _, role, _ in tokens)
         self._sessions: OrderedDict[str, tuple[Caller, float]] = OrderedDict()  # id -> (caller, expiry)
@@ -77,7 +79,7 @@ class Access:
             if len(secret) < 16:
                 problems.append(f"{where}: the token is shorter than 16 characters (use e.g. `openssl rand -hex 32`)")
                 continue
-            tokens.append((token.name, token.role, secret))
+            tokens.append((token.name, token.role, hashlib.sha256(secret).digest()))
         if problems:
             raise ConfigError(problems)
         return cls(tokens)
@@ -89,9 +91,9 @@ class Access:
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             return None
-        given = presented.strip().encode("utf-8", "surrogateescape")
+        given = hashlib.sha256(presented.strip().encode("utf-8", "surrogateescape")).digest()
         found = None
-        for name, role, secret in self._tokens:  # every one compared: the time says nothing of which
+        for name, role, secret in self._tokens:  # every one compared, digests of one length: the time says nothing
             if hmac.compare_digest(given, secret) and found is None:
                 found = Caller(name, role)
         return found

@@ -35,6 +35,12 @@ def audit(request: web.Request, what: str, before: Any, after: Any, result: str)
     audit_line(caller.name if caller else None, request.remote, what, before, after, result)
 
 
+def _failed(request: web.Request, what: str, current: Any, exc: Exception) -> web.Response:
+    log.event("error", "controls_failed", what=what, exc_info=exc)
+    audit(request, what, current, None, f"refused: internal error ({type(exc).__name__})")
+    return _json({"error": f"the change failed ({type(exc).__name__}); see the proxy's log"}, 500)
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
@@ -51,6 +57,9 @@ def add_routes(app: web.Application, controls: Controls | None, access: Access) 
             return _json({"error": "this process has no controls"}, 503)
         try:
             asked = await request.json(loads=orjson.loads)
+        except web.HTTPRequestEntityTooLarge:
+            audit(request, what, None, None, "refused: the body is too large")
+            return _json({"error": "the body is too large: a change is a small JSON object"}, 413)
         except (ValueError, UnicodeDecodeError):
             audit(request, what, None, None, "refused: the body is not JSON")
             return _json({"error": 'the body must be JSON, e.g. {"mirroring": "paused"}'}, 400)
@@ -61,6 +70,8 @@ def add_routes(app: web.Application, controls: Controls | None, access: Access) 
         except ControlError as exc:
             audit(request, what, current, current, f"refused: {exc}")
             return _json({"error": str(exc)}, 400)
+        except Exception as exc:  # a bug: said, audited, and the proxy goes on
+            return _failed(request, what, current, exc)
         audit(request, what, before, after, "accepted")
         log.event("warning" if after["mirroring"] == "paused" else "info", "controls_changed", before=before, after=after)
         return _json({"before": before, "after": after, **controls.state()})
@@ -80,6 +91,8 @@ def add_routes(app: web.Application, controls: Controls | None, access: Access) 
         except ControlError as exc:
             audit(request, "reload", current, current, f"refused: {exc}")
             return _json({"error": str(exc)}, 409)
+        except Exception as exc:  # a bug: said, audited, and the proxy goes on
+            return _failed(request, "reload", current, exc)
         audit(request, "reload", current, settings(controls.current), "accepted")
         log.event("info", "config_reloaded", changed=changed)
         return _json({"reloaded": True, "changed": changed})

@@ -86,6 +86,10 @@ class Controls:
         self._apply = apply
         self._load = load  # reads the file again; None: this proxy was started without one
         self._on_change = on_change
+        # One change or reload at a time: each builds on the settings the last one left, and
+        # applying (to the workers) yields to the loop.
+        self._lock = asyncio.Lock()
+        self._signalled: set[asyncio.Task[None]] = set()  # SIGHUP reloads under way (kept referenced)
 
     @property
     def current(self) -> Config:
@@ -105,6 +109,10 @@ class Controls:
         settings. ControlError for anything else, and for "on" when the file turns mirroring off."""
         if not isinstance(asked, dict) or not asked:
             raise ControlError('send a JSON object of the settings to change, e.g. {"mirroring": "paused"} or {"sample_rate": 0.1}')
+        async with self._lock:
+            return await self._change(asked)
+
+    async def _change(self, asked: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         unknown = sorted(set(asked) - set(SETTINGS))
         if unknown:
             raise ControlError(f"unknown setting {unknown[0][:40]!r}: the settings are {', '.join(SETTINGS)}")
@@ -131,7 +139,11 @@ class Controls:
         ConfigError (a bad file) or RestartRequired (keys that need a restart) change nothing."""
         if self._load is None:
             raise ControlError("this proxy was started without --config: there is no file to read again")
-        base = await asyncio.to_thread(self._load)  # a file read and its validation: off the loop
+        async with self._lock:
+            return await self._reload(self._load)
+
+    async def _reload(self, load: Callable[[], Config]) -> list[str]:
+        base = await asyncio.to_thread(load)  # a file read and its validation: off the loop
         keys = restart_changes(self.base, base)
         if keys:
             raise RestartRequired(keys)
@@ -160,6 +172,13 @@ def audit_line(token: str | None, source: str | None, what: str, before: Any, af
         "info" if result == "accepted" else "warning", "audit",
         token=token, source=source, what=what, before=before, after=after, result=result,
     )  # fmt: skip
+
+
+def on_sighup(controls: Controls) -> None:
+    """A SIGHUP handler's body: a reload, in a task kept until it ends."""
+    task = asyncio.ensure_future(reload_on_signal(controls))
+    controls._signalled.add(task)
+    task.add_done_callback(controls._signalled.discard)
 
 
 async def reload_on_signal(controls: Controls) -> None:

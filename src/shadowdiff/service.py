@@ -27,7 +27,7 @@ from shadowdiff.access import Access
 from shadowdiff.admin import create_admin_app
 from shadowdiff.buffers import BufferBudget
 from shadowdiff.config import Config, HostPort, mask_url
-from shadowdiff.controls import Controls, reload_on_signal
+from shadowdiff.controls import Controls, on_sighup
 from shadowdiff.experiment.breaker import Breaker
 from shadowdiff.experiment.comparator import Comparator
 from shadowdiff.experiment.lanes import Lane
@@ -352,9 +352,8 @@ async def serve(
     supervisor reads, are only written that way).
     """
     service = ShadowDiff(config, reuse_port=reuse_port, admin=admin, load=load)
-    if load is not None:  # SIGHUP reads the file again, as POST /api/v1/reload does
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_on_signal(service.controls)))
+    if admin:  # SIGHUP reads the file again, as POST /api/v1/reload does (refused, never fatal, without one)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup, service.controls)
     # With the store off, the supervisor's /api/v1 reads each worker's field statistics from a
     # file there; with it on, from the store.
     shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if refresh_metrics and not config.store.enabled else None

@@ -53,7 +53,7 @@ from shadowdiff.access import Access
 from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort
 from shadowdiff.config.live import restart_changes
-from shadowdiff.controls import Controls, reload_on_signal
+from shadowdiff.controls import Controls, on_sighup
 from shadowdiff.noise import shared
 from shadowdiff.noise.fields import FieldStats
 from shadowdiff.noise.merge import merge
@@ -380,8 +380,7 @@ async def supervise(config: Config, load: Callable[[], Config] | None = None) ->
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     supervisor = Supervisor(config, load=load)
-    if load is not None:
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_on_signal(supervisor.controls)))
+    loop.add_signal_handler(signal.SIGHUP, on_sighup, supervisor.controls)
     try:
         return await supervisor.run(stop)
     except WorkerFailed as exc:

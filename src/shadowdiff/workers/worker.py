@@ -97,6 +97,7 @@ async def _work(config: Config, ready_fd: int) -> int:
 
 def worker_main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # before anything else: see _work()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload is the supervisor's (`pkill -HUP shadowdiff` too)
     try:
         kind, config, ready_fd = frames.read_blocking(sys.stdin.fileno(), _MAX_FRAME_BYTES)
         if kind != "start":
