@@ -79,13 +79,11 @@ class Controls:
         apply: Callable[[Config], Awaitable[None]],
         *,
         load: Callable[[], Config] | None = None,
-        on_change: Callable[[Config], None] = lambda config: None,
     ) -> None:
         self.base = base
         self.overrides = Overrides()
         self._apply = apply
         self._load = load  # reads the file again; None: this proxy was started without one
-        self._on_change = on_change
         # One change or reload at a time: each builds on the settings the last one left, and
         # applying (to the workers) yields to the loop.
         self._lock = asyncio.Lock()
@@ -131,7 +129,6 @@ class Controls:
         config = effective(self.base, overrides)
         await self._apply(config)
         self.overrides = overrides
-        self._on_change(config)
         return before, settings(config)
 
     async def reload(self) -> list[str]:
@@ -151,7 +148,6 @@ class Controls:
         config = effective(base, self.overrides)
         await self._apply(config)
         self.base = base
-        self._on_change(config)
         return changed
 
 
