@@ -133,6 +133,16 @@ class Metrics:
                 registry=registry,
             )
         )
+        self.recorded = Counter(
+            "shadowdiff_recorded",
+            "Exchanges written to the recording (record.enabled).",
+            registry=registry,
+        )
+        self.record_errors = Counter(
+            "shadowdiff_record_errors",
+            "Exchanges the recorder could not write (a full, read-only or missing directory); clients are never affected.",
+            registry=registry,
+        )
         self.mirror_enabled = Gauge(
             "shadowdiff_mirror_enabled",
             "1 while mirroring is on, 0 while it is paused (the kill switch, or mirror.enabled: false).",

@@ -44,9 +44,10 @@ from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.proxy.access_log import access_log_class
 from shadowdiff.proxy.handler import Proxy
 from shadowdiff.proxy.listener import MalformedRequests, TrafficServer
-from shadowdiff.publish.pipeline import Publisher, Sink
+from shadowdiff.publish.pipeline import OffLoopSink, Publisher, Sink
 from shadowdiff.publish.redact import Redactor
 from shadowdiff.publish.sinks import LogSink
+from shadowdiff.record.recorder import Recorder
 from shadowdiff.runtime import RuntimeHolder
 from shadowdiff.scrape import SharedRender
 from shadowdiff.sources import LiveSource, StoreSource
@@ -99,6 +100,11 @@ class ShadowDiff:
             self.store = AttachedStore.open(config.store, self.fields, metrics, lambda: self.publisher.redactor.spec)
             sinks.append(self.store.sink)
             self.source = self.store.source
+        self.recorder = Recorder(
+            config.record, lambda: self.publisher.redactor.spec, on_written=metrics.recorded.inc, on_error=metrics.record_errors.inc
+        ) if config.record.enabled else None  # fmt: skip
+        if self.recorder is not None:
+            sinks.append(OffLoopSink(self.recorder, capacity=config.record.max_queued))
         self.publisher = Publisher(metrics, redactor, sinks, stages=[stage])
         self.publisher.listed = config.compare.max_differences
 
@@ -301,6 +307,8 @@ class ShadowDiff:
             await traffic.cleanup()  # stops accepting; waits for in-flight client requests
         cancelled = await self.mirror.drain(self.config.mirror.drain_timeout)
         await asyncio.to_thread(self.publisher.close)  # sinks' own threads: off the loop
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)  # the last file's gzip trailer
         if self.store is not None:
             await self.store.close()
         await self.comparator.close()

@@ -252,6 +252,23 @@ class StoreConfig:
     max_queued: int = _setting(256, positive)  # samples waiting for the writer; past it dropped
 
 
+@dataclass(frozen=True, slots=True)
+class RecordConfig:
+    """Recording exchanges to gzip-compressed JSON lines, for `replay` (shadowdiff.record)."""
+
+    enabled: bool = _setting(False, restart=True)
+    # "" is $XDG_STATE_HOME/shadowdiff/recordings (~/.local/state/shadowdiff/recordings).
+    directory: str = _setting("", restart=True)
+    sample_rate: float = _setting(1.0, fraction, restart=True)  # share of compared exchanges recorded
+    only_mismatches: bool = _setting(False, restart=True)
+    methods: tuple[str, ...] = _setting((), restart=True)  # () records every method
+    paths: tuple[str, ...] = _setting((), restart=True)  # shell globs on the path; () records every path
+    max_file_bytes: int = _setting(64 * MiB, positive, restart=True)  # compressed; then a new file
+    max_file_seconds: float = _setting(3600.0, positive, restart=True)  # a file's age; then a new file
+    max_total_bytes: int = _setting(1024 * MiB, positive, restart=True)  # past it the oldest files go
+    max_queued: int = _setting(1000, positive, restart=True)  # exchanges waiting for the writer; past it dropped
+
+
 MAX_METRICS_INTERVAL = 60.0  # a scrape every 15-60 s is usual: a longer reuse would hide changes
 
 
@@ -320,6 +337,7 @@ class Config:
     compare: CompareConfig = _setting(CompareConfig())
     noise: NoiseConfig = _setting(NoiseConfig())
     store: StoreConfig = _setting(StoreConfig())
+    record: RecordConfig = _setting(RecordConfig())
     routes: tuple[str, ...] = _setting((), route_templates)
     admin: AdminConfig = _setting(AdminConfig())
     logging: LoggingConfig = _setting(LoggingConfig())

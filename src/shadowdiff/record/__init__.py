@@ -1,0 +1,1 @@
+"""Recording exchanges for `shadowdiff replay`: gzip-compressed JSON lines, redacted."""
