@@ -40,7 +40,6 @@ from shadowdiff.noise import shared as fields_file
 from shadowdiff.noise.fields import FieldStats
 from shadowdiff.noise.repeats import Repeats
 from shadowdiff.noise.stage import NoiseStage
-from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.proxy.access_log import access_log_class
 from shadowdiff.proxy.handler import Proxy
 from shadowdiff.proxy.listener import MalformedRequests, TrafficServer
@@ -50,7 +49,7 @@ from shadowdiff.publish.sinks import LogSink
 from shadowdiff.record.recorder import Recorder
 from shadowdiff.runtime import RuntimeHolder
 from shadowdiff.scrape import SharedRender
-from shadowdiff.sources import LiveSource, StoreSource
+from shadowdiff.sources import LiveSource, StoreSource, thresholds
 from shadowdiff.store.attach import AttachedStore
 
 
@@ -86,7 +85,7 @@ class ShadowDiff:
         self.comparator = Comparator(config.compare, redactor)
         noise = config.noise
         self.fields = FieldStats(
-            _thresholds(config),
+            thresholds(config),
             max_fields=noise.max_fields,
             max_paths_per_route=noise.max_paths_per_route,
             redact=lambda difference: self.publisher.redactor.difference(difference),  # the live redactor
@@ -188,7 +187,7 @@ class ShadowDiff:
             )
         self.comparator.configure(config.compare)
         self.publisher.listed = config.compare.max_differences
-        self.fields.thresholds = _thresholds(config)
+        self.fields.thresholds = thresholds(config)
         if (self.mirror.repeats is None) != (not config.noise.repeats) or (
             self.mirror.repeats is not None
             and (self.mirror.repeats.window, self.mirror.repeats.max_bytes)
@@ -330,11 +329,6 @@ class ShadowDiff:
     @property
     def admin_address(self) -> HostPort:
         return _bound(self._admin)
-
-
-def _thresholds(config: Config) -> Thresholds:
-    noise = config.noise
-    return Thresholds(noise.relative_threshold, noise.absolute_threshold, noise.min_observations)
 
 
 def _repeats(config: Config) -> Repeats | None:

@@ -18,12 +18,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shadowdiff.config import Config
 from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.noise.views import fields_view, routes_view
 from shadowdiff.store.reader import FOREVER, StoreReader
 
 _DURATION = re.compile(r"^(\d{1,6})(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def thresholds(config: Config) -> Thresholds:
+    """The verdicts' thresholds of the noise section (the live statistics', and the store's views)."""
+    noise = config.noise
+    return Thresholds(noise.relative_threshold, noise.absolute_threshold, noise.min_observations)
 
 
 class RangeError(ValueError):

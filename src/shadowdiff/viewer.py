@@ -20,9 +20,8 @@ from shadowdiff.access import Access
 from shadowdiff.admin import create_admin_app
 from shadowdiff.config import Config, HostPort
 from shadowdiff.metrics import Metrics
-from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.scrape import SharedRender
-from shadowdiff.sources import StoreSource
+from shadowdiff.sources import StoreSource, thresholds
 from shadowdiff.store.database import open_reader
 from shadowdiff.store.reader import StoreReader
 
@@ -30,11 +29,9 @@ from shadowdiff.store.reader import StoreReader
 async def run_viewer(config: Config, *, stop: asyncio.Event | None = None) -> int:
     """Serve config.store's UI and API on config.admin.listen until SIGINT/SIGTERM (or `stop`)."""
     database = open_reader(config.store.url)
-    noise = config.noise
-    thresholds = Thresholds(noise.relative_threshold, noise.absolute_threshold, noise.min_observations)
     metrics = Metrics()
     source = StoreSource(
-        StoreReader(database), lambda: thresholds, shown=database.location.shown,
+        StoreReader(database), lambda: thresholds(config), shown=database.location.shown,
         on_error=lambda: metrics.store_errors.labels("read").inc(),
     )  # fmt: skip
     scrapes = SharedRender(metrics.exposition, config.admin.metrics_min_interval)

@@ -57,10 +57,9 @@ from shadowdiff.controls import Controls, on_sighup
 from shadowdiff.noise import shared
 from shadowdiff.noise.fields import FieldStats
 from shadowdiff.noise.merge import merge
-from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.runtime import RestartRequired
 from shadowdiff.scrape import SharedRender
-from shadowdiff.sources import LiveSource, StoreSource
+from shadowdiff.sources import LiveSource, StoreSource, thresholds
 from shadowdiff.store.database import open_store
 from shadowdiff.store.reader import StoreReader
 
@@ -257,11 +256,7 @@ class Supervisor:
         self.source: LiveSource | StoreSource = LiveSource(self.fields)
         if config.store.enabled:  # opened (and created) here: StoreError before any worker starts
             database = open_store(config.store.url)
-            self.source = StoreSource(StoreReader(database), self._thresholds, shown=database.location.shown)
-
-    def _thresholds(self) -> Thresholds:
-        noise = self.config.noise
-        return Thresholds(noise.relative_threshold, noise.absolute_threshold, noise.min_observations)
+            self.source = StoreSource(StoreReader(database), lambda: thresholds(self.config), shown=database.location.shown)
 
     def ready(self) -> bool:
         """Every worker started once, and at least one is serving (others may be restarting)."""
@@ -274,7 +269,7 @@ class Supervisor:
         """The workers' field statistics summed from their files (each writes its own each second)."""
         snapshots = shared.read_all(self._metrics_dir) if self._metrics_dir else []
         if not snapshots:  # none written yet: empty, with the configured thresholds
-            snapshots = [FieldStats(self._thresholds()).snapshot()]
+            snapshots = [FieldStats(thresholds(self.config)).snapshot()]
         return merge(snapshots)
 
     def exposition(self) -> bytes:
