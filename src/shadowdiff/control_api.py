@@ -20,9 +20,7 @@ from aiohttp import web
 
 from shadowdiff import log
 from shadowdiff.access import Access, Caller
-from shadowdiff.config import ConfigError
-from shadowdiff.controls import ControlError, Controls, audit_line, settings
-from shadowdiff.runtime import RestartRequired
+from shadowdiff.controls import ControlError, Controls, audit_line, reload_audited, settings
 
 CONTROLS = "/api/v1/controls"
 RELOAD = "/api/v1/reload"
@@ -79,23 +77,20 @@ def add_routes(app: web.Application, controls: Controls | None, access: Access) 
     async def reload(request: web.Request) -> web.Response:
         if controls is None:
             return _json({"error": "this process has no controls"}, 503)
-        current = settings(controls.current)
+        caller = request.get(CALLER)
         try:
-            changed = await controls.reload()
-        except ConfigError as exc:
-            audit(request, "reload", current, current, "refused: " + "; ".join(exc.problems)[:500])
-            return _json({"error": "the config file is not valid: nothing changed", "problems": exc.problems}, 400)
-        except RestartRequired as exc:
-            audit(request, "reload", current, current, f"refused: {exc}")
-            return _json({"error": f"nothing changed: the file {exc} (restart the proxy for those)", "keys": exc.keys}, 409)
-        except ControlError as exc:
-            audit(request, "reload", current, current, f"refused: {exc}")
-            return _json({"error": str(exc)}, 409)
+            result = await reload_audited(controls, caller.name if caller else None, request.remote)
         except Exception as exc:  # a bug: said, audited, and the proxy goes on
-            return _failed(request, "reload", current, exc)
-        audit(request, "reload", current, settings(controls.current), "accepted")
-        log.event("info", "config_reloaded", changed=changed)
-        return _json({"reloaded": True, "changed": changed})
+            return _failed(request, "reload", settings(controls.current), exc)
+        if result.changed is not None:
+            return _json({"reloaded": True, "changed": result.changed})
+        if result.problems:
+            return _json({"error": "the config file is not valid: nothing changed", "problems": list(result.problems)}, 400)
+        if result.keys:
+            return _json(
+                {"error": f"nothing changed: the file {result.refusal} (restart the proxy for those)", "keys": list(result.keys)}, 409
+            )
+        return _json({"error": result.refusal}, 409)
 
     async def whoami(request: web.Request) -> web.Response:
         caller = request[CALLER]

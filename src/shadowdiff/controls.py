@@ -171,24 +171,40 @@ def audit_line(token: str | None, source: str | None, what: str, before: Any, af
 
 
 def on_sighup(controls: Controls) -> None:
-    """A SIGHUP handler's body: a reload, in a task kept until it ends."""
-    task = asyncio.ensure_future(reload_on_signal(controls))
+    """A SIGHUP handler's body: the same reload as POST /api/v1/reload, in a task kept until it ends."""
+    task = asyncio.ensure_future(reload_audited(controls, None, "SIGHUP"))
     controls._signalled.add(task)
     task.add_done_callback(controls._signalled.discard)
 
 
-async def reload_on_signal(controls: Controls) -> None:
-    """SIGHUP: the same reload as POST /api/v1/reload, said in the log (and the audit trail)."""
+@dataclass(frozen=True, slots=True)
+class Reloaded:
+    """What a reload did: the keys changed, or (`changed` None) why it changed nothing."""
+
+    changed: list[str] | None
+    refusal: str = ""  # one line: the problems, the restart keys, or no file
+    problems: tuple[str, ...] = ()  # a bad file's key paths
+    keys: tuple[str, ...] = ()  # keys that need a restart
+
+
+async def reload_audited(controls: Controls, token: str | None, source: str | None) -> Reloaded:
+    """A reload (API or SIGHUP), said in the log and the audit trail, made or refused."""
     current = settings(controls.current)
     try:
         changed = await controls.reload()
     except ConfigError as exc:
-        log.event("error", "config_reload_refused", problems=exc.problems, note="nothing changed")
-        audit_line(None, "SIGHUP", "reload", current, current, "refused: " + "; ".join(exc.problems)[:500])
-        return
-    except (RestartRequired, ControlError) as exc:
-        log.event("error", "config_reload_refused", error=str(exc), note="nothing changed")
-        audit_line(None, "SIGHUP", "reload", current, current, f"refused: {exc}")
-        return
-    log.event("info", "config_reloaded", changed=changed)
-    audit_line(None, "SIGHUP", "reload", current, settings(controls.current), "accepted")
+        result = Reloaded(None, "; ".join(exc.problems)[:500], problems=tuple(exc.problems))
+    except RestartRequired as exc:
+        result = Reloaded(None, str(exc), keys=tuple(exc.keys))
+    except ControlError as exc:
+        result = Reloaded(None, str(exc))
+    else:
+        log.event("info", "config_reloaded", changed=changed)
+        audit_line(token, source, "reload", current, settings(controls.current), "accepted")
+        return Reloaded(changed)
+    if result.problems:
+        log.event("error", "config_reload_refused", problems=list(result.problems), note="nothing changed")
+    else:
+        log.event("error", "config_reload_refused", error=result.refusal, note="nothing changed")
+    audit_line(token, source, "reload", current, current, f"refused: {result.refusal}")
+    return result
