@@ -21,7 +21,7 @@ from typing import Any
 from shadowdiff.config import Config
 from shadowdiff.noise.verdict import Thresholds
 from shadowdiff.noise.views import fields_view, routes_view
-from shadowdiff.store.reader import FOREVER, StoreReader
+from shadowdiff.store.reader import FOREVER, StoreReader, iso
 
 _DURATION = re.compile(r"^(\d{1,6})(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -72,7 +72,6 @@ class Range:
         return cls(start, end, label)
 
     def describe(self) -> dict[str, Any]:
-        iso = lambda s: datetime.fromtimestamp(s, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")  # noqa: E731
         return {"label": self.label, "from": iso(self.start) if self.start else None, "to": iso(self.end) if self.end < FOREVER else None}
 
 
@@ -170,4 +169,4 @@ class StoreSource:
         )
 
     async def sample(self, sample_id: int) -> dict[str, Any] | None:
-        return await self._read(self.reader.sample, sample_id)
+        return await self._read(self.reader.sample, sample_id, flush=False)  # a sample has an id once written

@@ -346,14 +346,13 @@ class FieldStats:
             if (part, path) not in stats.host_examples:
                 stats.host_examples.append((part, path))
 
-    def snapshot(self, *, route: str | None = None, values: bool = True, routes: set[str] | None = None) -> dict[str, Any]:
+    def snapshot(self, *, route: str | None = None, values: bool = True) -> dict[str, Any]:
         """Every count as plain JSON-able data (orjson), including the thresholds; cheap enough to
         take on the event loop at the caps (about 25 ms at 4,000 paths with full examples: see
         the module docstring). `route`: that route alone (none if unseen); `values=False`:
-        counts only, no examples, numeric changes or transitions; `routes`: those routes alone."""
+        counts only, no examples, numeric changes or transitions."""
         t = self.thresholds
-        names = routes if routes is not None else None if route is None else {route}
-        routes_ = self._routes if names is None else {n: self._routes[n] for n in names if n in self._routes}
+        routes_ = self._routes if route is None else {route: self._routes[route]} if route in self._routes else {}
         return {
             "thresholds": {"relative": t.relative, "absolute": t.absolute, "min_observations": t.min_observations},
             "caps": {

@@ -25,7 +25,7 @@ def _thresholds(snapshot: dict[str, Any]) -> Thresholds:
     return Thresholds(relative=t["relative"], absolute=t["absolute"], min_observations=t["min_observations"])
 
 
-def _iso(seconds: float) -> str:
+def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -155,10 +155,10 @@ def _row(name: str, route: dict[str, Any], field: dict[str, Any], t: Thresholds)
         "noise_rate": noise / aa_compared if aa_compared else None,
         "kinds": kinds,
         "noise_by_source": field["noise_by_source"],
-        "first_seen": _iso(field["first_seen"]),
-        "last_seen": _iso(field["last_seen"]),
+        "first_seen": iso(field["first_seen"]),
+        "last_seen": iso(field["last_seen"]),
         "examples": [
-            {"path": e["path"], "kind": e["kind"], "primary": e["primary"], "shadow": e["shadow"], "seen": _iso(e["seen"])}
+            {"path": e["path"], "kind": e["kind"], "primary": e["primary"], "shadow": e["shadow"], "seen": iso(e["seen"])}
             for e in field["examples"]
         ],
         "numeric": _numeric(field["numeric"]),

@@ -1,7 +1,7 @@
 """The recorder: a publish sink that writes a sampled share of compared exchanges to disk.
 
 Each exchange is one JSON line (`store.samples.record`'s shape, the store's redaction applied
-to every byte, plus `ts`, `route` and `timing`): the request (method, target, headers, body),
+to every byte, plus `ts` and `timing`): the request (method, target, headers, body),
 the primary's answer and the shadow's (status, headers, body), the differences. Bodies are kept
 as the comparison held them (compare.max_body_bytes), JSON parsed and text as text; a binary
 body is its type and size alone.
@@ -35,6 +35,7 @@ import orjson
 from shadowdiff import log
 from shadowdiff.config import RecordConfig
 from shadowdiff.model import MISMATCH, SHADOW, Comparison
+from shadowdiff.noise.views import iso
 from shadowdiff.publish.redact import Redaction, Redactor, Report
 from shadowdiff.store.database import default_path
 from shadowdiff.store.samples import record as sample_record
@@ -90,11 +91,9 @@ class Recorder:
         spec = self._redaction()
         if self._redactor is None or self._redactor.spec != spec:
             self._redactor = Redactor(spec)
-        comparison = report.comparison
         line = sample_record(report, self._redactor)
-        line["ts"] = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        line["ts"] = iso(self._clock())
         line["timing"] = {"primary_ms": line["primary"]["elapsed_ms"], "shadow_ms": line["shadow"]["elapsed_ms"]}
-        line["route"] = comparison.request.route
         data = orjson.dumps(line) + b"\n"
         try:
             self._write(data)

@@ -78,7 +78,7 @@ class AttachedStore:
         while unkept:
             self.sampler.forget(unkept.popleft())
         for route in self._fields.take_touched():
-            self.writer.stats(self._fields.snapshot(routes={route})["routes"])
+            self.writer.stats(self._fields.snapshot(route=route)["routes"])
             await asyncio.sleep(0)
 
     async def flush(self) -> None:

@@ -249,13 +249,8 @@ def open_store(url: str) -> Database:
     a file that cannot be created or a missing driver. A PostgreSQL server that does not answer
     yet is no error: the writer connects when it does (`store_error` is logged meanwhile)."""
     database = Database(Location.parse(url))
-    if database.postgres:
-        try:
-            import psycopg  # noqa: F401
-        except ImportError as exc:
-            raise StoreError("store.url is postgresql://...: install the driver with pip install 'shadowdiff[postgres]'") from exc
     try:
-        database.connect()
+        database.connect()  # a missing driver is _postgres()'s StoreError
     except StoreError:
         raise
     except Exception as exc:

@@ -32,7 +32,7 @@ VALUE_BUCKETS = 30  # the newest minutes a field's examples and changes are draw
 FOREVER = 1 << 62
 
 
-def _iso(seconds: float) -> str:
+def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -164,12 +164,12 @@ class StoreReader:
         for name, slot, compared, mismatch, noise, errors, timed, primary_s, shadow_s in rows:
             timed = int(timed or 0)
             out.setdefault(name, []).append({
-                "t": _iso(lo + int(slot) * step), "compared": int(compared or 0), "mismatch": int(mismatch or 0),
+                "t": iso(lo + int(slot) * step), "compared": int(compared or 0), "mismatch": int(mismatch or 0),
                 "noise": int(noise or 0), "shadow_error": int(errors or 0),
                 "primary_ms": round(primary_s / timed * 1000, 3) if timed else None,
                 "shadow_ms": round(shadow_s / timed * 1000, 3) if timed else None,
             })  # fmt: skip
-        return {"step": step, "start": _iso(lo), "end": _iso(hi), "routes": out}
+        return {"step": step, "start": iso(lo), "end": iso(hi), "routes": out}
 
     def field_trend(self, route: str, *, start: int = 0, end: int = FOREVER, points: int = 48) -> dict[str, Any]:
         """Per (part, path) of `route`, the shadow comparisons that differed there in each step."""
@@ -191,7 +191,7 @@ class StoreReader:
             series = out.setdefault(f"{part} {path}", [0] * slots)
             if 0 <= int(slot) < slots:
                 series[int(slot)] = int(differed or 0)
-        return {"step": step, "start": _iso(lo), "end": _iso(hi), "fields": out}
+        return {"step": step, "start": iso(lo), "end": iso(hi), "fields": out}
 
     # -- samples ----------------------------------------------------------------------------
 
@@ -227,10 +227,10 @@ class StoreReader:
     def instances(self) -> list[dict[str, Any]]:
         """Every instance that wrote statistics, with the last bucket it wrote."""
         rows = self._query("SELECT instance, MAX(bucket) FROM route_stats GROUP BY instance ORDER BY instance")
-        return [{"instance": name, "last_seen": _iso(int(last) + BUCKET)} for name, last in rows]
+        return [{"instance": name, "last_seen": iso(int(last) + BUCKET)} for name, last in rows]
 
 
 def _sample(sample_id: int, instance: str, seen: float, data: str) -> dict[str, Any]:
-    out = {"id": int(sample_id), "instance": instance, "seen": _iso(float(seen))}
+    out = {"id": int(sample_id), "instance": instance, "seen": iso(float(seen))}
     out.update(orjson.loads(data))
     return out
