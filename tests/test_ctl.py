@@ -273,6 +273,19 @@ async def test_an_unreachable_admin_listener(tmp_path: Path) -> None:
         )
 
 
+async def test_config_bad_elsewhere_still_names_a_guarded_admin_address(tmp_path: Path) -> None:
+    """A file whose admin section listens on 0.0.0.0 with tokens, bad in another key: ctl finds the
+    address from the admin section (reached on loopback) instead of refusing it as an open one."""
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"admin: {{listen: '0.0.0.0:{port}', tokens: [{{name: ops, role: operator, token_env: OPS_TOKEN}}]}}\n"
+        "mirror: {sample_rate: 7}\n"
+    )
+    ran = await ctl("--config", str(config), "status")
+    assert ran.code == 1 and f"cannot reach the admin listener at 127.0.0.1:{port}" in ran.err, ran.err
+
+
 async def test_bad_usage_as_a_process() -> None:
     """A sample rate outside 0..1 is bad usage: exit 2 with the rule, before anything is sent."""
     ran = await ctl("--admin", f"127.0.0.1:{free_port()}", "sample-rate", "2")

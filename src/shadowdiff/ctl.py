@@ -23,11 +23,9 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from shadowdiff import config as configuration
 from shadowdiff.config import ConfigError, HostPort
@@ -210,19 +208,14 @@ def _address(args: argparse.Namespace) -> HostPort:
 
 def _listen_in(path: str) -> HostPort:
     """admin.listen from a config file, even one bad elsewhere (`reload` is how an operator hears
-    what is wrong with it). ConfigError (cli.py: exit 2, key paths named) if it cannot be found."""
+    what is wrong with it): the admin section validated alone. ConfigError (cli.py: exit 2, key
+    paths named) if the file is no file of settings, or its admin section is bad."""
+    raw = configuration.read(path)
     try:
-        return configuration.load(path, proxy=False).admin.listen
+        return configuration.from_mapping(raw, proxy=False).admin.listen
     except ConfigError:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError):
-            raw = None
-        if not isinstance(raw, dict):
-            raise  # not a file of settings at all: load's own words say why
-    admin = raw.get("admin")
-    listen = admin.get("listen") if isinstance(admin, dict) else None
-    return configuration.load(None, {} if listen is None else {"admin.listen": listen}, proxy=False).admin.listen
+        admin = raw.get("admin")
+        return configuration.from_mapping({"admin": admin} if isinstance(admin, dict) else {}, proxy=False).admin.listen
 
 
 def _token(args: argparse.Namespace) -> tuple[str | None, str]:

@@ -32,25 +32,29 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
     Raises ConfigError listing every problem by key path. `proxy=False` (`shadowdiff ui`, which
     proxies nothing) does not require the upstreams' URLs.
     """
-    raw: Any = {}
-    if path is not None:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from exc
-        except yaml.YAMLError as exc:  # its message quotes the line: a URL's password too
-            raise ConfigError([f"{path}: not valid YAML: {mask_credentials(str(exc))}"]) from exc
-        except ValueError as exc:  # PyYAML's int() on a number of more than 4300 digits
-            raise ConfigError([f"{path}: a number of more than 4300 digits: no setting takes one"]) from exc
-        if raw is None:
-            raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError([f"(top level): must be a mapping of sections, got {type(raw).__name__}"])
+    raw = read(path) if path is not None else {}
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
     return from_mapping(raw, proxy=proxy)
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """The settings in a YAML file, not yet validated; ConfigError when it is no such file."""
+    try:
+        raw: Any = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from exc
+    except yaml.YAMLError as exc:  # its message quotes the line: a URL's password too
+        raise ConfigError([f"{path}: not valid YAML: {mask_credentials(str(exc))}"]) from exc
+    except ValueError as exc:  # PyYAML's int() on a number of more than 4300 digits
+        raise ConfigError([f"{path}: a number of more than 4300 digits: no setting takes one"]) from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"(top level): must be a mapping of sections, got {type(raw).__name__}"])
+    return raw
 
 
 def from_mapping(raw: Mapping[str, Any], *, proxy: bool = True) -> Config:
