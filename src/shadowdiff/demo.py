@@ -50,6 +50,7 @@ DEMO_RULES = [
 # The demo's own A/A source: half the mirrored GETs are asked of the primary again.
 DEMO_NOISE = {"reask_rate": 0.5, "min_observations": 10}
 TOKEN_ENV = "SHADOWDIFF_DEMO_TOKEN"
+DEMO_ROUTES = ["/users/{id}", "/orders/{id}", "/products/{id}"]
 PLANS = ("free", "pro", "team")
 EXAMPLES_PER_ROUTE = 2
 
@@ -206,7 +207,7 @@ async def _start_proxy(primary_url: str, shadow_url: str, tally: _Tally, *, stor
                 "listen": {"address": listen},
                 "primary": {"url": primary_url},
                 "shadow": {"url": shadow_url},
-                "routes": ["/users/{id}", "/orders/{id}", "/products/{id}"],
+                "routes": DEMO_ROUTES,
                 "compare": {"rules": DEMO_RULES},
                 "noise": DEMO_NOISE,
                 "logging": {"level": "error"},

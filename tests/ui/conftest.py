@@ -20,7 +20,7 @@ from playwright.async_api import Browser, async_playwright
 
 from shadowdiff import access
 from shadowdiff import config as configuration
-from shadowdiff.demo import DEMO_NOISE, DEMO_RULES
+from shadowdiff.demo import DEMO_NOISE, DEMO_ROUTES, DEMO_RULES
 from shadowdiff.service import ShadowDiff
 from tests.backends import serve_app
 from tests.conftest import admin_url_of, proxy_config, settle, url_of
@@ -33,7 +33,6 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--headless=new", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
-DEMO_ROUTES = ["/users/{id}", "/orders/{id}", "/products/{id}"]
 
 
 @dataclass

@@ -114,4 +114,4 @@ def shown(body: Mapping[str, Any], differences: Sequence[Mapping[str, Any]], sid
     note = body.get("note") or notes.get(kind, "")
     if kind == "binary" and body.get("note"):
         note = f"a binary body is not kept ({body['note']})"
-    return {"type": kind, "size": body.get("size", 0), "html": html, "cut": cut, "note": note}
+    return {"type": kind, "size": body.get("size", 0), "html": html, "cut": cut, "note": note, "max_lines": MAX_LINES}

@@ -136,10 +136,9 @@ class Pages:
             }
         step = int(view.get("trend_step") or 60)
         sparks = {r.route: sparkline(r.trend, label=f"mismatch rate per {_duration(step)}", floor=0.01) for r in rows}
-        compared = sum(r.compared for r in rows)
+        compared, mismatch = sum(r.compared for r in rows), sum(r.mismatch for r in rows)
         totals = {
-            "routes": len(rows), "compared": compared, "mismatch": sum(r.mismatch for r in rows),
-            "mismatch_rate": tables.rate(sum(r.mismatch for r in rows), compared),
+            "routes": len(rows), "compared": compared, "mismatch": mismatch, "mismatch_rate": tables.rate(mismatch, compared),
             "regression": sum(r.regression for r in rows), "undecided": sum(r.undecided for r in rows),
             "shadow_error": sum(r.shadow_error for r in rows), "noise": sum(r.noise for r in rows),
         }  # fmt: skip

@@ -20,14 +20,12 @@ def rate(part: int, whole: int) -> float | None:
 class RouteRow:
     route: str
     compared: int
-    match: int
     mismatch: int
     noise: int
     ignored: int
     shadow_error: int
     mismatch_rate: float | None  # mismatches over comparisons: noise outcomes are not mismatches
     noise_rate: float | None
-    error_rate: float | None
     primary_ms: float | None
     shadow_ms: float | None
     regression: int  # fields by verdict
@@ -81,10 +79,9 @@ def route_rows(view: Mapping[str, Any]) -> list[RouteRow]:
         c, compared = row["comparisons"], row["compared"]
         rows.append(
             RouteRow(
-                route=row["route"], compared=compared, match=c.get("match", 0), mismatch=c.get("mismatch", 0),
+                route=row["route"], compared=compared, mismatch=c.get("mismatch", 0),
                 noise=c.get("noise", 0), ignored=c.get("ignored", 0), shadow_error=c.get("shadow_error", 0),
                 mismatch_rate=rate(c.get("mismatch", 0), compared), noise_rate=rate(c.get("noise", 0), compared),
-                error_rate=rate(c.get("shadow_error", 0), compared),
                 primary_ms=row["latency"]["primary_ms"], shadow_ms=row["latency"]["shadow_ms"],
                 regression=row["verdicts"]["regression"], undecided=row["verdicts"]["undecided"],
                 noise_fields=row["verdicts"]["noise"], trend=trends.get(row["route"], ()),
