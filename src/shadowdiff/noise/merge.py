@@ -15,6 +15,8 @@ from shadowdiff.noise import changes
 from shadowdiff.noise.verdict import Thresholds
 
 HOST_EXAMPLES = 10
+ROUTE_COUNTS = ("compared", "aa_compared", "untracked", "cut")  # a route's counts that add up
+FIELD_COUNTS = ("differed", "aa_differed", "non_numeric", "transitions_other")  # and a field's
 
 
 def empty() -> dict[str, Any]:
@@ -65,7 +67,7 @@ def _add(into: dict[str, int], counts: dict[str, int]) -> None:
 
 
 def add_route(into: dict[str, Any], route: dict[str, Any], keep: int) -> dict[str, Any]:
-    for key in ("compared", "aa_compared", "untracked", "cut"):
+    for key in ROUTE_COUNTS:
         into[key] += route[key]
     for source, counts in route["aa_sources"].items():
         _add(into["aa_sources"].setdefault(source, {"observations": 0, "errors": 0}), counts)
@@ -100,7 +102,7 @@ def _copy_field(field: dict[str, Any]) -> dict[str, Any]:
 
 
 def _add_field(into: dict[str, Any], field: dict[str, Any], keep: int) -> None:
-    for key in ("differed", "aa_differed", "non_numeric", "transitions_other"):
+    for key in FIELD_COUNTS:
         into[key] += field[key]
     _add(into["differences"], field["differences"])
     _add(into["noise"], field["noise"])

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_ROUTE_COUNTS = ("compared", "aa_compared", "untracked", "cut")
-_FIELD_COUNTS = ("differed", "aa_differed", "non_numeric", "transitions_other")
+from shadowdiff.noise.merge import FIELD_COUNTS, ROUTE_COUNTS
 
 
 def _minus(a: dict[str, Any], b: dict[str, Any] | None) -> dict[str, Any]:
@@ -37,7 +36,7 @@ def subtract(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[s
     fields_before = {(f["part"], f["path"]): f for f in (previous or {}).get("fields", ())}
     fields = [d for f in current["fields"] if (d := _field(f, fields_before.get((f["part"], f["path"])))) is not None]
     prev = previous or {}
-    out: dict[str, Any] = {key: current[key] - prev.get(key, 0) for key in _ROUTE_COUNTS}
+    out: dict[str, Any] = {key: current[key] - prev.get(key, 0) for key in ROUTE_COUNTS}
     sources = {}
     for source, counts in current["aa_sources"].items():
         before = prev.get("aa_sources", {}).get(source, {})
@@ -52,7 +51,7 @@ def subtract(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[s
         "examples": [e for e in host["examples"] if e not in host_before["examples"]],
     }
     out["fields"] = fields
-    moved = fields or any(out[k] for k in _ROUTE_COUNTS) or out["aa_sources"] or out["outcomes"] or out["host_explained"]["count"]
+    moved = fields or any(out[k] for k in ROUTE_COUNTS) or out["aa_sources"] or out["outcomes"] or out["host_explained"]["count"]
     return out if moved else None
 
 
@@ -60,7 +59,7 @@ def _field(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[str
     if previous is None:
         return current
     out = dict(current)
-    for key in _FIELD_COUNTS:
+    for key in FIELD_COUNTS:
         out[key] = current[key] - previous[key]
     out["differences"] = _minus(current["differences"], previous["differences"])
     out["noise"] = _minus(current["noise"], previous["noise"])

@@ -142,18 +142,25 @@ class StoreReader:
             "routes": routes,
         }
 
+    def _steps(self, table: str, where: str, params: tuple[Any, ...], start: int, end: int, points: int) -> tuple[int, int, int] | None:
+        """(lo, hi, step) of a trend: the range's first and past-last bucket with data in `table`, and
+        a whole number of buckets a step, so that at most `points` steps cover it; None without data."""
+        first, last = self._query(f"SELECT MIN(bucket), MAX(bucket) FROM {table} WHERE {where}", params)[0]
+        if first is None:
+            return None
+        lo, hi = max(int(first), start), min(end, int(last) + BUCKET)
+        return lo, hi, max(BUCKET, -(-(hi - lo) // points // BUCKET) * BUCKET)
+
     def trend(self, *, start: int = 0, end: int = FOREVER, route: str | None = None, points: int = 48) -> dict[str, Any]:
         """Per step (a whole number of buckets, so that at most `points` steps cover the range): each
         route's comparisons, mismatches, noise and shadow errors, and each side's mean latency."""
         where, params = "bucket >= ? AND bucket < ?", (start, end)
         if route is not None:
             where, params = where + " AND route = ?", (*params, route)
-        first, last = self._query(f"SELECT MIN(bucket), MAX(bucket) FROM route_stats WHERE {where}", params)[0]
-        if first is None:
+        steps = self._steps("route_stats", where, params, start, end, points)
+        if steps is None:
             return {"step": BUCKET, "start": None, "end": None, "routes": {}}
-        lo = max(int(first), start)
-        hi = int(last) + BUCKET if end >= FOREVER else min(end, int(last) + BUCKET)
-        step = max(BUCKET, -(-(hi - lo) // points // BUCKET) * BUCKET)
+        lo, hi, step = steps
         rows = self._query(
             f"SELECT route, (bucket - ?) / ? AS slot, SUM(compared), SUM(o_mismatch), SUM(o_noise), SUM(o_shadow_error),"
             f" SUM(timed), SUM(primary_seconds), SUM(shadow_seconds) FROM route_stats WHERE {where}"
@@ -174,12 +181,10 @@ class StoreReader:
     def field_trend(self, route: str, *, start: int = 0, end: int = FOREVER, points: int = 48) -> dict[str, Any]:
         """Per (part, path) of `route`, the shadow comparisons that differed there in each step."""
         where, params = "route = ? AND bucket >= ? AND bucket < ?", (route, start, end)
-        first, last = self._query(f"SELECT MIN(bucket), MAX(bucket) FROM field_stats WHERE {where}", params)[0]
-        if first is None:
+        steps = self._steps("field_stats", where, params, start, end, points)
+        if steps is None:
             return {"step": BUCKET, "start": None, "end": None, "fields": {}}
-        lo = max(int(first), start)
-        hi = int(last) + BUCKET if end >= FOREVER else min(end, int(last) + BUCKET)
-        step = max(BUCKET, -(-(hi - lo) // points // BUCKET) * BUCKET)
+        lo, hi, step = steps
         slots = max(1, -(-(hi - lo) // step))
         rows = self._query(
             f"SELECT part, path, (bucket - ?) / ? AS slot, SUM(differed) FROM field_stats WHERE {where} AND kind = ''"
