@@ -98,6 +98,19 @@ class Access:
                 found = Caller(name, role)
         return found
 
+    @property
+    def tokens(self) -> bool:
+        """Whether any token is configured (the UI then offers to sign in)."""
+        return bool(self._tokens)
+
+    def may_read(self, caller: Caller) -> bool:
+        """Anyone may read until a viewer token is configured; then a token's holder."""
+        return not (self.viewers and caller.role == ANONYMOUS)
+
+    def may_change(self, caller: Caller) -> bool:
+        """Only an operator's token changes anything (and none does while none is configured)."""
+        return self.operators and caller.role == "operator"
+
     def sign_in(self, token: str) -> str | None:
         """A new session's id for one of our tokens (None for any other)."""
         caller = self.caller(f"Bearer {token}") if token else None
@@ -139,7 +152,7 @@ class Access:
         if caller is None:
             raise Denied(401, "that token is not one of admin.tokens")
         if method in READS:
-            if self.viewers and caller.role == ANONYMOUS:
+            if not self.may_read(caller):
                 raise Denied(401, "reading needs a token: send Authorization: Bearer TOKEN (a viewer's or an operator's)")
             return caller
         if not self.operators:

@@ -94,7 +94,7 @@ def add_routes(app: web.Application, controls: Controls | None, access: Access) 
 
     async def whoami(request: web.Request) -> web.Response:
         caller = request[CALLER]
-        can_change = access.operators and caller.role == "operator"
+        can_change = access.may_change(caller)
         return _json({"name": caller.name, "role": caller.role, "can_change": can_change})
 
     app.router.add_get(CONTROLS, state)

@@ -95,7 +95,7 @@ class Pages:
         state = self.controls.state() if self.controls is not None else None
         signed_in = SESSION_COOKIE in request.cookies
         frame["header"] = panel.header(state, self.access, caller, signed_in=signed_in, here=request.path_qs)
-        shown = state is not None and request.path == "/" and not bare and panel.may_read(self.access, caller)
+        shown = state is not None and request.path == "/" and not bare and self.access.may_read(caller)
         frame["panel"] = panel.panel(state, self.access, caller, here=request.path_qs) if shown else None
         frame["bare"] = bare
         return frame

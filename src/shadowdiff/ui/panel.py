@@ -29,16 +29,6 @@ def sign_in_href(here: str) -> str:
     return f"{SIGN_IN}?next={quote(here, safe='/%')}"
 
 
-def may_read(access: Access, caller: Caller) -> bool:
-    """Whether `caller` may read the state: anyone until a viewer token is configured."""
-    return not (access.viewers and caller.role == ANONYMOUS)
-
-
-def may_change(access: Access, caller: Caller) -> bool:
-    """Whether `caller` may change the controls (what /api/v1/whoami calls `can_change`)."""
-    return access.operators and caller.role == "operator"
-
-
 @dataclass(frozen=True, slots=True)
 class Header:
     """The header's right-hand side: the live state (None when there are no controls or the caller may
@@ -54,8 +44,8 @@ class Header:
 
 def header(state: dict[str, Any] | None, access: Access, caller: Caller, *, signed_in: bool, here: str) -> Header:
     """The header for `caller` on the page at `here`; `state` is Controls.state() (None without controls)."""
-    shown = state if state is not None and may_read(access, caller) else None
-    tokens = access.viewers or access.operators
+    shown = state if state is not None and access.may_read(caller) else None
+    tokens = access.tokens
     return Header(
         paused=None if shown is None else shown["mirroring"] != "on",
         sample_rate=None if shown is None else shown["sample_rate"],
@@ -97,7 +87,7 @@ def panel(state: dict[str, Any], access: Access, caller: Caller, *, here: str) -
     settings = tuple(
         Setting(name, label, state[name], state["config"][name], name in overridden) for name, label in LABELS.items()
     )
-    can_change = may_change(access, caller)
+    can_change = access.may_change(caller)
     if can_change:
         why = None
     elif not access.operators:

@@ -85,7 +85,7 @@ class SignIn:
         caller = caller_of(request, self.access)
         frame = self._frame(request, [("Sign in", None, False)], caller=caller, bare=True)
         context = {"error": None, "next": "/", "needed": False, "retry": False, **context}
-        configured = self.access.viewers or self.access.operators
+        configured = self.access.tokens
         hours = SESSION_SECONDS // 3600
         shown = {"who": caller, "configured": configured, "sign_in": sign_in_href(context["next"]), "session_hours": hours}
         return await page("signin.html", status, **frame, **shown, **context)
